@@ -1,0 +1,54 @@
+# The two commands: `make run` (set up and start the service) and `make test` (the whole suite).
+SHELL := /bin/bash
+# Python 3.12: `python3.12` if it runs, else a pyenv-installed 3.12 (pyenv's shim may refuse).
+PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/bin/python3.12 /usr/local/bin/python3.12; do \
+	$$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+
+export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/moverz
+export TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test check lint format bench install install-dev clean
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "Python 3.12 not found: install it or pass PYTHON=/path/to/python3.12"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): requirements.lock | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.lock
+	touch $@
+
+$(DEV_STAMP): requirements.lock requirements-dev.lock | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.lock
+	touch $(RUNTIME_STAMP) $@
+
+install: $(RUNTIME_STAMP)
+install-dev: $(DEV_STAMP)
+
+## run: install, migrate, create the demo user, start web + worker (+ a private Redis if needed)
+run: $(RUNTIME_STAMP)
+	$(BIN)/python scripts/run.py
+
+## test: the whole suite against PostgreSQL and Redis (TEST_DATABASE_URL, TEST_REDIS_URL)
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## check: linters, formatter, types, migrations
+check: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+
+lint: check
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,67 @@
+"""The provider seam: what the pipeline asks of any AI provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+ROOM_TYPES = (
+    "living_room",
+    "kitchen",
+    "bedroom",
+    "bathroom",
+    "dining_room",
+    "office",
+    "hallway",
+    "garage",
+    "cellar",
+    "attic",
+    "outdoor",
+    "other",
+)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one provider call cost: tokens and the model that answered."""
+
+    provider: str
+    model: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+@dataclass(frozen=True)
+class RoomGuess:
+    room_type: str
+    confidence: float
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class DetectedItem:
+    key: str
+    name: str
+    category: str
+    quantity: int
+    confidence: float
+    fragile: bool
+    dismantle: bool
+
+
+@dataclass(frozen=True)
+class PhotoAnalysis:
+    items: list[DetectedItem]
+    confidence: float
+    usage: Usage
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AiProvider(Protocol):
+    """One AI back end. Raises `ai_engine.errors.AiError` on failure, nothing else."""
+
+    name: str
+
+    def detect_room(self, image: bytes) -> RoomGuess: ...
+
+    def analyze_photo(self, image: bytes, room_type: str) -> PhotoAnalysis: ...

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from inventory.models import InventorySnapshot
+
+
+@admin.register(InventorySnapshot)
+class InventorySnapshotAdmin(admin.ModelAdmin[InventorySnapshot]):
+    list_display = ["project", "total_items", "total_volume", "photo_count", "created_at"]
+    list_select_related = ["project"]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False

@@ -1,0 +1,69 @@
+"""HTTP adapters of the inventory app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inventory.models import InventorySnapshot
+from inventory.services import inventory_request_sync
+from photos.api.serializers import ErrorSerializer
+from photos.selectors import project_for_owner
+
+
+class RoomSerializer(serializers.Serializer[Any]):
+    roomType = serializers.CharField()
+    itemsCount = serializers.IntegerField()
+    volume_m3 = serializers.FloatField()
+    photos = serializers.ListField(child=serializers.UUIDField())
+
+
+class InventorySerializer(serializers.ModelSerializer[InventorySnapshot]):
+    projectId = serializers.UUIDField(source="project_id")
+    totalItems = serializers.IntegerField(source="total_items")
+    totalVolume = serializers.FloatField(source="total_volume")
+    rooms = RoomSerializer(many=True)
+    photoCount = serializers.IntegerField(source="photo_count")
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = InventorySnapshot
+        fields = ["projectId", "totalItems", "totalVolume", "rooms", "photoCount", "createdAt"]
+
+
+class SyncResponseSerializer(serializers.Serializer[Any]):
+    success = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=["enqueued", "already_queued"])
+    jobId = serializers.CharField()
+
+
+class InventoryView(APIView):
+    @extend_schema(responses={200: InventorySerializer, 404: ErrorSerializer})
+    def get(self, request: Request, project_id: str) -> Response:
+        """The project's latest inventory snapshot; 404 before the first sync."""
+        project = project_for_owner(owner=request.user, project_id=project_id)
+        snapshot = InventorySnapshot.objects.filter(project=project).order_by("-created_at").first()
+        if snapshot is None:
+            return Response(
+                {"error": "This project has no inventory yet."}, status=status.HTTP_404_NOT_FOUND
+            )
+        return Response(InventorySerializer(snapshot).data)
+
+
+class InventorySyncView(APIView):
+    @extend_schema(request=None, responses={202: SyncResponseSerializer, 404: ErrorSerializer})
+    def post(self, request: Request, project_id: str) -> Response:
+        """Queue a sync of the project's inventory (coalesced with one already waiting)."""
+        project = project_for_owner(owner=request.user, project_id=project_id)
+        sent = inventory_request_sync(project_id=project.pk, delay_ms=0)
+        body = {
+            "success": True,
+            "status": "enqueued" if sent else "already_queued",
+            "jobId": f"inventory-{project.pk}",
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,83 @@
+"""Inventories: one snapshot per sync, aggregated in SQL from the project's DONE photos."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
+
+from django.db import transaction
+from django.db.models import Count, Q, StringAgg, Sum, TextField
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
+
+from inventory.models import InventorySnapshot
+from photos.models import Photo, Project
+
+logger = logging.getLogger(__name__)
+#: A sync request older than this is assumed lost (its message never ran) and may be renewed.
+STALE_REQUEST = timedelta(minutes=10)
+
+
+def inventory_request_sync(*, project_id: object, delay_ms: int | None = None) -> bool:
+    """Ask for a sync of the project's inventory; True when this call sent the message.
+
+    Coalesced: while a requested sync has not started, further requests send nothing. The sync
+    clears the request when it starts, so photos finished during a sync get a sync of their own.
+    """
+    from django.conf import settings
+
+    now = timezone.now()
+    owed = Q(inventory_sync_requested_at__isnull=True) | Q(
+        inventory_sync_requested_at__lt=now - STALE_REQUEST
+    )
+    requested = Project.objects.filter(owed, pk=project_id).update(inventory_sync_requested_at=now)
+    if requested:
+        delay = settings.INVENTORY_SYNC_DELAY_MS if delay_ms is None else delay_ms
+        transaction.on_commit(partial(_send_sync, str(project_id), delay or None))
+    return bool(requested)
+
+
+def _send_sync(project_id: str, delay_ms: int | None) -> None:
+    from inventory.tasks import sync_inventory
+
+    try:
+        sync_inventory.send_with_options(args=(project_id,), delay=delay_ms)
+    except Exception:
+        logger.exception("could not send inventory-sync for project %s", project_id)
+        Project.objects.filter(pk=project_id).update(inventory_sync_requested_at=None)
+
+
+def inventory_sync(*, project_id: object) -> InventorySnapshot | None:
+    """Write a new snapshot from all DONE photos of the project (None if the project is gone)."""
+    if not Project.objects.filter(pk=project_id).update(inventory_sync_requested_at=None):
+        return None
+    rows = (
+        Photo.objects.filter(project_id=project_id, status=Photo.Status.DONE)
+        .values("room_type")
+        .annotate(
+            photos=Count("id"),
+            items=Coalesce(Sum("items_count"), 0),
+            volume=Coalesce(Sum("volume_m3"), Decimal("0")),
+            ids=StringAgg(Cast("id", TextField()), delimiter=",", order_by="created_at"),
+        )
+        .order_by("room_type")
+    )
+    rooms = []
+    for row in rows:
+        rooms.append(
+            {
+                "roomType": row["room_type"] or "other",
+                "itemsCount": row["items"],
+                "volume_m3": float(Decimal(row["volume"]).quantize(Decimal("0.01"))),
+                "photos": row["ids"].split(",") if row["ids"] else [],
+            }
+        )
+    return InventorySnapshot.objects.create(
+        project_id=project_id,
+        total_items=sum(room["itemsCount"] for room in rooms),
+        total_volume=sum((Decimal(str(room["volume_m3"])) for room in rooms), Decimal("0")),
+        rooms=rooms,
+        photo_count=sum(len(room["photos"]) for room in rooms),
+    )

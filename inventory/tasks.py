@@ -1,0 +1,28 @@
+"""Dramatiq actors of the inventory app (found by `rundramatiq`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+from django.conf import settings
+
+from inventory.services import inventory_sync
+
+INVENTORY_QUEUE = "inventory-sync"
+
+
+def inventory_failed_key() -> str:
+    """Redis counter of sync runs that raised (shown as `failed` on the queues page)."""
+    return f"{settings.DRAMATIQ_NAMESPACE}:moverz:inventory-sync:failed"
+
+
+@dramatiq.actor(queue_name=INVENTORY_QUEUE, max_retries=3, min_backoff=1_000, max_backoff=30_000)
+def sync_inventory(project_id: str) -> None:
+    """Write a fresh inventory snapshot of one project. Idempotent: each run reads all DONE photos."""
+    try:
+        inventory_sync(project_id=project_id)
+    except Exception:
+        broker: Any = dramatiq.get_broker()
+        broker.client.incr(inventory_failed_key())
+        raise

@@ -1,0 +1,107 @@
+"""JSON shapes of the photos API. Field names are camelCase: the existing clients' contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from ai_engine.types import ROOM_TYPES
+from photos.models import Photo, Project
+
+ROOM_TYPE_CHOICES = list(ROOM_TYPES)
+
+
+class ProjectSerializer(serializers.ModelSerializer[Project]):
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "createdAt"]
+        read_only_fields = ["id"]
+
+
+class PhotoCountsSerializer(serializers.Serializer[dict[str, int]]):
+    PENDING = serializers.IntegerField()
+    PROCESSING = serializers.IntegerField()
+    DONE = serializers.IntegerField()
+    ERROR = serializers.IntegerField()
+
+
+class ProjectDetailSerializer(ProjectSerializer):
+    photoCounts = PhotoCountsSerializer(source="photo_counts", read_only=True)
+
+    class Meta(ProjectSerializer.Meta):
+        fields = [*ProjectSerializer.Meta.fields, "photoCounts"]
+
+
+class ProjectCreateSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=200, trim_whitespace=True)
+
+
+class PhotoSerializer(serializers.ModelSerializer[Photo]):
+    projectId = serializers.UUIDField(source="project_id", read_only=True)
+    roomType = serializers.CharField(source="room_type", read_only=True, allow_null=True)
+    errorCode = serializers.CharField(source="error_code", read_only=True, allow_null=True)
+    errorMessage = serializers.CharField(source="error_message", read_only=True, allow_null=True)
+    processedAt = serializers.DateTimeField(source="processed_at", read_only=True, allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+
+    class Meta:
+        model = Photo
+        fields = [
+            "id",
+            "projectId",
+            "status",
+            "roomType",
+            "analysis",
+            "errorCode",
+            "errorMessage",
+            "attempts",
+            "processedAt",
+            "createdAt",
+            "updatedAt",
+        ]
+        read_only_fields = fields
+
+
+class PhotoEnvelopeSerializer(serializers.Serializer[Any]):
+    photo = PhotoSerializer()
+    jobId = serializers.CharField(required=False)
+
+
+class PhotoUploadSerializer(serializers.Serializer[Any]):
+    image = serializers.FileField(allow_empty_file=True)
+    projectId = serializers.UUIDField()
+    roomType = serializers.ChoiceField(choices=ROOM_TYPE_CHOICES, required=False, allow_null=True)
+    enqueue = serializers.BooleanField(required=False, default=False)
+
+
+class PhotoListQuerySerializer(serializers.Serializer[Any]):
+    projectId = serializers.UUIDField(required=False)
+    status = serializers.ChoiceField(choices=Photo.Status.values, required=False)
+
+
+class EnqueueRequestSerializer(serializers.Serializer[Any]):
+    photoId = serializers.UUIDField()
+    roomType = serializers.ChoiceField(choices=ROOM_TYPE_CHOICES, required=False, allow_null=True)
+    force = serializers.BooleanField(required=False, default=False)
+    userId = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="Ignored (old clients)."
+    )
+
+
+class EnqueueResponseSerializer(serializers.Serializer[Any]):
+    success = serializers.BooleanField()
+    status = serializers.ChoiceField(
+        choices=["enqueued", "already_queued", "already_processing", "already_done"]
+    )
+    jobId = serializers.CharField()
+    photoId = serializers.UUIDField()
+    queuePosition = serializers.ChoiceField(choices=["waiting", "active", "done"])
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    error = serializers.CharField()
+    fields = serializers.DictField(required=False)

@@ -1,0 +1,162 @@
+"""HTTP adapters of the photos app: parse, call one service, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from imaging.validation import ImageRejected
+from moverz.api import NewestFirstPagination
+from photos.api.serializers import (
+    EnqueueRequestSerializer,
+    EnqueueResponseSerializer,
+    ErrorSerializer,
+    PhotoEnvelopeSerializer,
+    PhotoListQuerySerializer,
+    PhotoSerializer,
+    PhotoUploadSerializer,
+    ProjectCreateSerializer,
+    ProjectDetailSerializer,
+    ProjectSerializer,
+)
+from photos.models import Photo, Project
+from photos.selectors import (
+    photo_for_owner,
+    photos_for_owner,
+    project_for_owner,
+    project_photo_counts,
+)
+from photos.services.queueing import EnqueueResult, photo_enqueue
+from photos.services.uploads import photo_create, project_create
+
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer}
+
+
+class ProjectListView(APIView):
+    @extend_schema(responses={200: ProjectSerializer(many=True)}, operation_id="projects_list")
+    def get(self, request: Request) -> Response:
+        """The caller's projects, newest first (cursor-paginated)."""
+        paginator = NewestFirstPagination()
+        page = paginator.paginate_queryset(
+            Project.objects.filter(owner=request.user), request, view=self
+        )
+        return paginator.get_paginated_response(ProjectSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=ProjectCreateSerializer, responses={201: ProjectSerializer, **ERRORS}
+    )
+    def post(self, request: Request) -> Response:
+        """Create a project owned by the caller."""
+        data = _valid(ProjectCreateSerializer, request.data)
+        project = project_create(owner=request.user, name=data["name"])  # type: ignore[arg-type]
+        return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailView(APIView):
+    @extend_schema(responses={200: ProjectDetailSerializer, **ERRORS})
+    def get(self, request: Request, project_id: str) -> Response:
+        """One project with its photos counted by status."""
+        project = project_for_owner(owner=request.user, project_id=project_id)
+        project.photo_counts = project_photo_counts(project=project)  # type: ignore[attr-defined]
+        return Response(ProjectDetailSerializer(project).data)
+
+
+class PhotoListView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("projectId", str, description="Only this project's photos."),
+            OpenApiParameter("status", str, enum=Photo.Status.values),
+        ],
+        responses={200: PhotoSerializer(many=True), **ERRORS},
+        operation_id="photos_list",
+    )
+    def get(self, request: Request) -> Response:
+        """The caller's photos, newest first, optionally filtered (cursor-paginated)."""
+        filters = _valid(PhotoListQuerySerializer, request.query_params)
+        photos = photos_for_owner(owner=request.user)
+        if "projectId" in filters:
+            project = project_for_owner(owner=request.user, project_id=filters["projectId"])
+            photos = photos.filter(project=project)
+        if "status" in filters:
+            photos = photos.filter(status=filters["status"])
+        paginator = NewestFirstPagination()
+        page = paginator.paginate_queryset(photos, request, view=self)
+        return paginator.get_paginated_response(PhotoSerializer(page, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": PhotoUploadSerializer},
+        responses={201: PhotoEnvelopeSerializer, 413: ErrorSerializer, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        """Upload a photo (JPEG, PNG or WebP); `enqueue=true` also queues its analysis."""
+        data = _valid(PhotoUploadSerializer, request.data)
+        project = project_for_owner(owner=request.user, project_id=data["projectId"])
+        upload = data["image"]
+        if upload.size > settings.UPLOAD_MAX_BYTES:
+            return _error(
+                f"The file is {upload.size} bytes; the limit is {settings.UPLOAD_MAX_BYTES} bytes.",
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        try:
+            photo, queued = photo_create(
+                project=project,
+                data=upload.read(),
+                room_type=data.get("roomType"),
+                enqueue=data["enqueue"],
+            )
+        except ImageRejected as rejected:
+            return _error(rejected.message, rejected.status_code)
+        body: dict[str, Any] = {"photo": PhotoSerializer(photo).data}
+        if queued is not None:
+            body["jobId"] = photo.job_id
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class PhotoDetailView(APIView):
+    @extend_schema(responses={200: PhotoEnvelopeSerializer, **ERRORS})
+    def get(self, request: Request, photo_id: str) -> Response:
+        """Poll one photo until its status is DONE or ERROR."""
+        photo = photo_for_owner(owner=request.user, photo_id=photo_id)
+        return Response({"photo": PhotoSerializer(photo).data})
+
+
+class PhotoEnqueueView(APIView):
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    @extend_schema(
+        request=EnqueueRequestSerializer, responses={202: EnqueueResponseSerializer, **ERRORS}
+    )
+    def post(self, request: Request) -> Response:
+        """Queue a photo's analysis. Idempotent: only one message is ever waiting per photo."""
+        data = _valid(EnqueueRequestSerializer, request.data)
+        photo = photo_for_owner(owner=request.user, photo_id=data["photoId"])
+        result: EnqueueResult = photo_enqueue(
+            photo=photo, room_type=data.get("roomType"), force=data["force"]
+        )
+        body = {
+            "success": True,
+            "status": result.status.value,
+            "jobId": photo.job_id,
+            "photoId": str(photo.pk),
+            "queuePosition": result.queue_position.value,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+def _valid(serializer_class: type, data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _error(message: str, status_code: int) -> Response:
+    return Response({"error": message}, status=status_code)

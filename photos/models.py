@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Project(models.Model):
+    """A household's move: the photos it sent and the inventories built from them."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects"
+    )
+    name = models.CharField(_("name"), max_length=200)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # Set when an inventory sync is owed and its message sent; cleared by the sync that starts
+    # after it. A conditional UPDATE on it coalesces bursts of DONE photos into one sync.
+    inventory_sync_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("project")
+        verbose_name_plural = _("projects")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="project_owner_created")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def photo_upload_to(photo: Photo, filename: str) -> str:
+    # The stored name never reuses the client's file name: it carries only our id.
+    return f"photos/{photo.project_id}/{photo.id}.{photo.image_format or 'bin'}"
+
+
+class Photo(models.Model):
+    """One uploaded room photo and the state of its AI analysis."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", _("pending")
+        PROCESSING = "PROCESSING", _("processing")
+        DONE = "DONE", _("done")
+        ERROR = "ERROR", _("error")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="photos")
+    image = models.FileField(_("image"), upload_to=photo_upload_to, max_length=300)
+    image_format = models.CharField(max_length=10, blank=True, editable=False)
+    image_bytes = models.PositiveIntegerField(default=0, editable=False)
+    image_width = models.PositiveIntegerField(default=0, editable=False)
+    image_height = models.PositiveIntegerField(default=0, editable=False)
+
+    room_type = models.CharField(_("room type"), max_length=32, null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.PENDING
+    )
+    analysis = models.JSONField(_("analysis"), null=True, blank=True)
+    # Denormalised from `analysis` when it is stored, so inventories aggregate in SQL.
+    items_count = models.PositiveIntegerField(default=0, editable=False)
+    volume_m3 = models.DecimalField(
+        max_digits=12, decimal_places=2, default=Decimal("0"), editable=False
+    )
+    error_code = models.CharField(_("error code"), max_length=20, null=True, blank=True)
+    error_message = models.CharField(_("error message"), max_length=200, null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+
+    # Queue bookkeeping. `queued_at` is set while a message is owed for this photo (waiting, or
+    # delayed for a retry); the worker's claim clears it. `lease_*` belong to the worker that
+    # holds a PROCESSING photo: its result is stored only if its token still matches.
+    queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    queued_force = models.BooleanField(default=False, editable=False)
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("photo")
+        verbose_name_plural = _("photos")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["project", "status"], name="photo_project_status"),
+            models.Index(fields=["project", "-created_at"], name="photo_project_created"),
+            models.Index(fields=["status", "updated_at"], name="photo_status_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"photo {self.id}"
+
+    @property
+    def job_id(self) -> str:
+        return f"photo-{self.id}"

@@ -1,0 +1,51 @@
+"""Creating projects and photos."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from imaging.validation import image_inspect
+from photos.models import Photo, Project
+from photos.services.queueing import EnqueueResult, photo_enqueue
+
+
+def project_create(*, owner: AbstractBaseUser, name: str) -> Project:
+    """A new, empty project for `owner`."""
+    return Project.objects.create(owner=owner, name=name)
+
+
+def photo_create(
+    *,
+    project: Project,
+    data: bytes,
+    room_type: str | None = None,
+    enqueue: bool = False,
+) -> tuple[Photo, EnqueueResult | None]:
+    """Validate and store an uploaded image; optionally enqueue its analysis.
+
+    Raises `imaging.validation.ImageRejected` before anything is stored.
+    """
+    info = image_inspect(
+        data, max_bytes=settings.UPLOAD_MAX_BYTES, max_pixels=settings.UPLOAD_MAX_PIXELS
+    )
+    photo = Photo(
+        project=project,
+        room_type=room_type or None,
+        image_format=info.extension,
+        image_bytes=info.size_bytes,
+        image_width=info.width,
+        image_height=info.height,
+    )
+    # The file is written before the row; if the row fails, remove the file so nothing is left.
+    photo.image.save("upload", ContentFile(data), save=False)
+    try:
+        with transaction.atomic():
+            photo.save(force_insert=True)
+            result = photo_enqueue(photo=photo) if enqueue else None
+    except BaseException:
+        photo.image.delete(save=False)
+        raise
+    return photo, result
