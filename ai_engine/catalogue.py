@@ -24,12 +24,18 @@ _ENTRIES = [
     CatalogueEntry("sofa_3_seat", "3-seat sofa", "furniture", Decimal("2.0")),
     CatalogueEntry("sofa_2_seat", "2-seat sofa", "furniture", Decimal("1.5")),
     CatalogueEntry("armchair", "Armchair", "furniture", Decimal("0.8")),
-    CatalogueEntry("double_bed", "Double bed with base", "furniture", Decimal("2.5"), dismantle=True),
+    CatalogueEntry(
+        "double_bed", "Double bed with base", "furniture", Decimal("2.5"), dismantle=True
+    ),
     CatalogueEntry("single_bed", "Single bed", "furniture", Decimal("1.0"), dismantle=True),
-    CatalogueEntry("wardrobe_2_door", "Two-door wardrobe", "furniture", Decimal("2.0"), dismantle=True),
+    CatalogueEntry(
+        "wardrobe_2_door", "Two-door wardrobe", "furniture", Decimal("2.0"), dismantle=True
+    ),
     CatalogueEntry("chest_of_drawers", "Chest of drawers", "furniture", Decimal("1.0")),
     CatalogueEntry("bedside_table", "Bedside table", "furniture", Decimal("0.2")),
-    CatalogueEntry("dining_table", "Dining table (6 seats)", "furniture", Decimal("1.5"), dismantle=True),
+    CatalogueEntry(
+        "dining_table", "Dining table (6 seats)", "furniture", Decimal("1.5"), dismantle=True
+    ),
     CatalogueEntry("chair", "Chair", "furniture", Decimal("0.3")),
     CatalogueEntry("coffee_table", "Coffee table", "furniture", Decimal("0.4"), fragile=True),
     CatalogueEntry("tv_unit", "TV unit", "furniture", Decimal("1.0")),

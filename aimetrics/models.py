@@ -19,7 +19,9 @@ class AiMetric(models.Model):
     retries = models.PositiveIntegerField(_("retries"), default=0)
     tokens_in = models.PositiveIntegerField(_("tokens in"), default=0)
     tokens_out = models.PositiveIntegerField(_("tokens out"), default=0)
-    cost_usd = models.DecimalField(_("cost (USD)"), max_digits=12, decimal_places=6, default=Decimal("0"))
+    cost_usd = models.DecimalField(
+        _("cost (USD)"), max_digits=12, decimal_places=6, default=Decimal("0")
+    )
     photo_id = models.UUIDField(_("photo"), null=True, blank=True)
     project_id = models.UUIDField(_("project"), null=True, blank=True)
     meta = models.JSONField(_("meta"), default=dict, blank=True)

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from inventory.models import InventorySnapshot
 
@@ -10,8 +13,8 @@ class InventorySnapshotAdmin(admin.ModelAdmin[InventorySnapshot]):
     list_display = ["project", "total_items", "total_volume", "photo_count", "created_at"]
     list_select_related = ["project"]
 
-    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -13,7 +13,9 @@ class InventorySnapshot(models.Model):
     """The inventory of a project at one moment, built from all its DONE photos. Kept as history."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="inventory_snapshots")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="inventory_snapshots"
+    )
     total_items = models.PositiveIntegerField(_("total items"), default=0)
     total_volume = models.DecimalField(
         _("total volume (m³)"), max_digits=12, decimal_places=2, default=Decimal("0")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.dispatch import receiver
@@ -11,5 +12,5 @@ from photos.signals import photo_done
 
 
 @receiver(photo_done, dispatch_uid="inventory.photo_done")
-def request_sync_on_photo_done(sender: Any, *, project_id: object, **kwargs: Any) -> None:
+def request_sync_on_photo_done(sender: Any, *, project_id: uuid.UUID, **kwargs: Any) -> None:
     inventory_request_sync(project_id=project_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 STALE_REQUEST = timedelta(minutes=10)
 
 
-def inventory_request_sync(*, project_id: object, delay_ms: int | None = None) -> bool:
+def inventory_request_sync(*, project_id: uuid.UUID | str, delay_ms: int | None = None) -> bool:
     """Ask for a sync of the project's inventory; True when this call sent the message.
 
     Coalesced: while a requested sync has not started, further requests send nothing. The sync
@@ -49,7 +50,7 @@ def _send_sync(project_id: str, delay_ms: int | None) -> None:
         Project.objects.filter(pk=project_id).update(inventory_sync_requested_at=None)
 
 
-def inventory_sync(*, project_id: object) -> InventorySnapshot | None:
+def inventory_sync(*, project_id: uuid.UUID | str) -> InventorySnapshot | None:
     """Write a new snapshot from all DONE photos of the project (None if the project is gone)."""
     if not Project.objects.filter(pk=project_id).update(inventory_sync_requested_at=None):
         return None

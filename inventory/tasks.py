@@ -19,7 +19,7 @@ def inventory_failed_key() -> str:
 
 @dramatiq.actor(queue_name=INVENTORY_QUEUE, max_retries=3, min_backoff=1_000, max_backoff=30_000)
 def sync_inventory(project_id: str) -> None:
-    """Write a fresh inventory snapshot of one project. Idempotent: each run reads all DONE photos."""
+    """Write a fresh inventory snapshot of a project. Idempotent: it reads all DONE photos."""
     try:
         inventory_sync(project_id=project_id)
     except Exception:

@@ -11,7 +11,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Errors as `{"error": "<one readable sentence>", "fields": {...}?}` with DRF's status codes."""
+    """Errors as `{"error": "<readable sentence>", "fields": {...}?}`, DRF's status codes."""
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

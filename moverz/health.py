@@ -21,4 +21,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception:
         checks["broker"] = "down"
     healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "down", "checks": checks}, status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "down", "checks": checks}, status=200 if healthy else 503
+    )

@@ -28,7 +28,7 @@ class QueueStats(TypedDict):
 
 def redis_client() -> redis.Redis:
     broker: Any = dramatiq.get_broker()
-    return broker.client  # type: ignore[no-any-return]
+    return broker.client
 
 
 def _broker_counts(client: redis.Redis, queue: str) -> dict[str, int]:

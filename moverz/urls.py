@@ -19,9 +19,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/projects", ProjectListView.as_view(), name="projects"),
     path("api/projects/<str:project_id>", ProjectDetailView.as_view(), name="project"),
-    path(
-        "api/projects/<str:project_id>/inventory", InventoryView.as_view(), name="inventory"
-    ),
+    path("api/projects/<str:project_id>/inventory", InventoryView.as_view(), name="inventory"),
     path(
         "api/projects/<str:project_id>/inventory/sync",
         InventorySyncView.as_view(),

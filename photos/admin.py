@@ -17,7 +17,15 @@ class ProjectAdmin(admin.ModelAdmin[Project]):
 
 @admin.register(Photo)
 class PhotoAdmin(admin.ModelAdmin[Photo]):
-    list_display = ["id", "project", "status", "room_type", "error_code", "attempts", "processed_at"]
+    list_display = [
+        "id",
+        "project",
+        "status",
+        "room_type",
+        "error_code",
+        "attempts",
+        "processed_at",
+    ]
     list_filter = ["status", "error_code", "room_type"]
     list_select_related = ["project"]
     search_fields = ["id", "project__name"]

@@ -103,5 +103,6 @@ class EnqueueResponseSerializer(serializers.Serializer[Any]):
 
 
 class ErrorSerializer(serializers.Serializer[Any]):
+    """`{"error": "..."}`; validation errors add `fields`: the messages of each field."""
+
     error = serializers.CharField()
-    fields = serializers.DictField(required=False)

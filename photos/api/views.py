@@ -45,13 +45,11 @@ class ProjectListView(APIView):
         """The caller's projects, newest first (cursor-paginated)."""
         paginator = NewestFirstPagination()
         page = paginator.paginate_queryset(
-            Project.objects.filter(owner=request.user), request, view=self
+            Project.objects.filter(owner=request.user.pk), request, view=self
         )
         return paginator.get_paginated_response(ProjectSerializer(page, many=True).data)
 
-    @extend_schema(
-        request=ProjectCreateSerializer, responses={201: ProjectSerializer, **ERRORS}
-    )
+    @extend_schema(request=ProjectCreateSerializer, responses={201: ProjectSerializer, **ERRORS})
     def post(self, request: Request) -> Response:
         """Create a project owned by the caller."""
         data = _valid(ProjectCreateSerializer, request.data)

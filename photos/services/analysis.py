@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from ai_engine.catalogue import unit_volume
@@ -28,7 +28,6 @@ from photos.services.queueing import photo_send_analyze_on_commit
 from photos.signals import photo_done
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 CENT = Decimal("0.01")
 
 
@@ -104,7 +103,7 @@ def photo_analyze(*, photo_id: str, provider: AiProvider | None = None) -> Outco
 
 def _not_claimed(photo_id: str) -> Outcome:
     row = Photo.objects.filter(pk=photo_id).values("status", "lease_expires_at").first()
-    if row is None or row["status"] != Photo.Status.PROCESSING:
+    if row is None or row["status"] != Photo.Status.PROCESSING or not row["lease_expires_at"]:
         return Outcome.SKIPPED
     # A live lease: this message may be a redelivery from a worker that died. Look again once the
     # lease has run out, so a dead worker's photo is finished rather than stranded.
@@ -114,9 +113,7 @@ def _not_claimed(photo_id: str) -> Outcome:
     return Outcome.BUSY
 
 
-def _run_provider(
-    photo: Photo, image: bytes, provider: AiProvider
-) -> tuple[dict[str, Any], str]:
+def _run_provider(photo: Photo, image: bytes, provider: AiProvider) -> tuple[dict[str, Any], str]:
     room_type = photo.room_type
     if not room_type:
         guess = _timed_call(photo, "detect_room", provider, lambda: provider.detect_room(image))
@@ -127,7 +124,7 @@ def _run_provider(
     return analysis_document(result), room_type
 
 
-def _timed_call(photo: Photo, operation: str, provider: AiProvider, call: Callable[[], T]) -> T:
+def _timed_call[T](photo: Photo, operation: str, provider: AiProvider, call: Callable[[], T]) -> T:
     """Run one provider call and write its AiMetric row, whatever the outcome."""
     started = time.perf_counter()
     meta = {
@@ -135,12 +132,7 @@ def _timed_call(photo: Photo, operation: str, provider: AiProvider, call: Callab
         "projectId": str(photo.project_id),
         "userId": photo.project.owner_id,
     }
-    common = {
-        "operation": operation,
-        "retries": max(photo.attempts - 1, 0),
-        "photo_id": photo.pk,
-        "project_id": photo.project_id,
-    }
+    retries = max(photo.attempts - 1, 0)
     try:
         result = call()
     except Exception as exc:
@@ -152,7 +144,10 @@ def _timed_call(photo: Photo, operation: str, provider: AiProvider, call: Callab
             success=False,
             error_type=error.code,
             meta=meta | {"error": error.message},
-            **common,
+            operation=operation,
+            retries=retries,
+            photo_id=photo.pk,
+            project_id=photo.project_id,
         )
         raise error from exc
     usage: Usage = result.usage  # type: ignore[attr-defined]
@@ -166,7 +161,10 @@ def _timed_call(photo: Photo, operation: str, provider: AiProvider, call: Callab
         tokens_in=usage.tokens_in,
         tokens_out=usage.tokens_out,
         meta=meta,
-        **common,
+        operation=operation,
+        retries=retries,
+        photo_id=photo.pk,
+        project_id=photo.project_id,
     )
     return result
 
@@ -206,7 +204,7 @@ def analysis_document(result: PhotoAnalysis) -> dict[str, Any]:
     }
 
 
-def _lease_held(claim: Claim):  # type: ignore[no-untyped-def]
+def _lease_held(claim: Claim) -> QuerySet[Photo]:
     # Fencing: every write after the claim only succeeds while our lease token is the current one.
     return Photo.objects.filter(
         pk=claim.photo.pk, status=Photo.Status.PROCESSING, lease_token=claim.token
@@ -232,9 +230,7 @@ def _store_done(claim: Claim, analysis: dict[str, Any], room_type: str) -> Outco
         if not stored:
             logger.warning("photo %s: lease lost before DONE, result dropped", claim.photo.pk)
             return Outcome.FENCED
-        photo_done.send(
-            sender=Photo, photo_id=claim.photo.pk, project_id=claim.photo.project_id
-        )
+        photo_done.send(sender=Photo, photo_id=claim.photo.pk, project_id=claim.photo.project_id)
     return Outcome.DONE
 
 

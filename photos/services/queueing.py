@@ -49,7 +49,9 @@ def photo_send_analyze_on_commit(*, photo_id: str, delay_ms: int | None = None) 
     transaction.on_commit(partial(photo_send_analyze, photo_id=str(photo_id), delay_ms=delay_ms))
 
 
-def photo_enqueue(*, photo: Photo, room_type: str | None = None, force: bool = False) -> EnqueueResult:
+def photo_enqueue(
+    *, photo: Photo, room_type: str | None = None, force: bool = False
+) -> EnqueueResult:
     """Ask for an analysis of `photo`.
 
     One conditional UPDATE decides: only the request that moves the photo into the queue sends a

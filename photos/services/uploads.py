@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.db import transaction
 
@@ -12,7 +12,7 @@ from photos.models import Photo, Project
 from photos.services.queueing import EnqueueResult, photo_enqueue
 
 
-def project_create(*, owner: AbstractBaseUser, name: str) -> Project:
+def project_create(*, owner: User, name: str) -> Project:
     """A new, empty project for `owner`."""
     return Project.objects.create(owner=owner, name=name)
 

@@ -22,7 +22,11 @@ def parse_since(value: str) -> datetime:
     match = _RELATIVE.match(value)
     if match:
         amount, unit = int(match[1]), match[2]
-        delta = {"m": timedelta(minutes=amount), "h": timedelta(hours=amount), "d": timedelta(days=amount)}
+        delta = {
+            "m": timedelta(minutes=amount),
+            "h": timedelta(hours=amount),
+            "d": timedelta(days=amount),
+        }
         return timezone.now() - delta[unit]
     parsed = parse_datetime(value) or parse_datetime(f"{value}T00:00:00")
     if parsed is None:
@@ -36,9 +40,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--error-code", choices=[code.value for code in ErrorCode])
         parser.add_argument("--project", help="Only this project's photos (its id).")
-        parser.add_argument("--since", help="Only photos that failed since: 30m, 24h, 7d or ISO date.")
+        parser.add_argument(
+            "--since", help="Only photos that failed since: 30m, 24h, 7d or ISO date."
+        )
         parser.add_argument("--limit", type=int, help="At most this many photos.")
-        parser.add_argument("--dry-run", action="store_true", help="List what would be re-enqueued.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="List what would be re-enqueued."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         photos = Photo.objects.filter(status=Photo.Status.ERROR).order_by("updated_at")

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import dramatiq
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from tests.factories import make_token, make_user
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def redis_client() -> Iterator[Any]:
+    """The broker's Redis client; this process's namespace is emptied before and after."""
+    client = dramatiq.get_broker().client  # type: ignore[attr-defined]
+    _flush(client)
+    yield client
+    _flush(client)
+
+
+@pytest.fixture(autouse=True)
+def _clean_broker(redis_client: Any) -> None:
+    """Every test starts with empty queues."""
+
+
+def _flush(client: Any) -> None:
+    keys = list(client.scan_iter(match=f"{settings.DRAMATIQ_NAMESPACE}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+class Queue:
+    """Reads the messages waiting in one Dramatiq queue in Redis (ready or delayed)."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def _messages(self, name: str) -> list[dict[str, Any]]:
+        ns = settings.DRAMATIQ_NAMESPACE
+        ids = self.client.lrange(f"{ns}:{name}", 0, -1)
+        if not ids:
+            return []
+        bodies = self.client.hmget(f"{ns}:{name}.msgs", ids)
+        return [json.loads(body) for body in bodies if body]
+
+    def ready(self) -> list[dict[str, Any]]:
+        return self._messages(self.name)
+
+    def delayed(self) -> list[dict[str, Any]]:
+        return self._messages(f"{self.name}.DQ")
+
+    def all(self) -> list[dict[str, Any]]:
+        return self.ready() + self.delayed()
+
+
+@pytest.fixture
+def photo_queue(redis_client: Any) -> Queue:
+    return Queue(redis_client, "photo-analyze")
+
+
+@pytest.fixture
+def inventory_queue(redis_client: Any) -> Queue:
+    return Queue(redis_client, "inventory-sync")
+
+
+@pytest.fixture
+def user(db: Any) -> Any:
+    return make_user()
+
+
+@pytest.fixture
+def api(user: Any) -> APIClient:
+    """An API client authenticated with the user's token."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {make_token(user)}")
+    return client

@@ -1,0 +1,58 @@
+"""Small factories for test data."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from PIL import Image
+from rest_framework.authtoken.models import Token
+
+from photos.models import Photo, Project
+from photos.services.uploads import photo_create, project_create
+
+_counter = itertools.count(1)
+
+
+def image_bytes(*, width: int = 320, height: int = 240, fmt: str = "JPEG", seed: int = 0) -> bytes:
+    """A real image; `seed` changes its pixels, and with them the fake provider's answer."""
+    image = Image.new("RGB", (width, height), ((seed * 37) % 256, (seed * 91) % 256, 120))
+    for x in range(0, width, 16):
+        image.putpixel((x, (x + seed) % height), (seed % 256, 10, 200))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def make_user(*, staff: bool = False, **fields: Any) -> Any:
+    number = next(_counter)
+    return get_user_model().objects.create_user(
+        username=fields.pop("username", f"user{number}"),
+        password="pw",
+        is_staff=staff,
+        **fields,
+    )
+
+
+def make_token(user: Any) -> str:
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+def make_project(*, owner: Any | None = None, name: str = "Move") -> Project:
+    return project_create(owner=owner or make_user(), name=name)
+
+
+def make_photo(
+    *,
+    project: Project | None = None,
+    room_type: str | None = None,
+    seed: int | None = None,
+    enqueue: bool = False,
+) -> Photo:
+    data = image_bytes(seed=next(_counter) if seed is None else seed)
+    photo, _ = photo_create(
+        project=project or make_project(), data=data, room_type=room_type, enqueue=enqueue
+    )
+    return photo

@@ -1,0 +1,191 @@
+"""Service tests: the analysis pipeline called directly, with the real database and Redis."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from ai_engine.errors import ErrorCode
+from ai_engine.fake import FakeProvider
+from aimetrics.models import AiMetric
+from photos.models import Photo
+from photos.services.analysis import Outcome, photo_analyze
+from photos.services.queueing import EnqueueStatus, photo_enqueue
+from tests.factories import make_photo
+
+pytestmark = pytest.mark.django_db
+
+
+def _enqueued_photo(django_capture_on_commit_callbacks: Any, **kwargs: Any) -> Photo:
+    photo = make_photo(**kwargs)
+    with django_capture_on_commit_callbacks(execute=True):
+        photo_enqueue(photo=photo)
+    return photo
+
+
+def test_success_stores_done_analysis_and_metrics(django_capture_on_commit_callbacks: Any) -> None:
+    photo = _enqueued_photo(django_capture_on_commit_callbacks)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())
+
+    photo.refresh_from_db()
+    assert outcome == Outcome.DONE
+    assert photo.status == Photo.Status.DONE
+    assert photo.attempts == 1
+    assert photo.room_type  # detected, since none was given
+    assert photo.processed_at is not None
+    assert photo.analysis is not None
+    items = photo.analysis["items"]
+    assert items and photo.analysis["totals"]["items"] == sum(i["quantity"] for i in items)
+    assert photo.analysis["provider"] == "fake"
+    assert photo.items_count == photo.analysis["totals"]["items"]
+    operations = sorted(
+        AiMetric.objects.filter(photo_id=photo.pk).values_list("operation", flat=True)
+    )
+    assert operations == ["analyze_photo", "detect_room"]
+    metric = AiMetric.objects.get(photo_id=photo.pk, operation="analyze_photo")
+    assert metric.success and metric.tokens_in > 0 and metric.tokens_out > 0
+    assert metric.meta["photoId"] == str(photo.pk)
+    assert metric.meta["itemsCount"] == photo.items_count
+
+
+def test_room_type_given_by_client_is_kept_and_not_detected(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    photo = _enqueued_photo(django_capture_on_commit_callbacks, room_type="kitchen")
+
+    photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())
+
+    photo.refresh_from_db()
+    assert photo.room_type == "kitchen"
+    assert not AiMetric.objects.filter(photo_id=photo.pk, operation="detect_room").exists()
+
+
+def test_retryable_failure_goes_back_to_pending_with_a_delayed_message(
+    django_capture_on_commit_callbacks: Any, photo_queue: Any
+) -> None:
+    photo = _enqueued_photo(django_capture_on_commit_callbacks)
+    failing = FakeProvider(fail_rate=1.0, fail_code=ErrorCode.TIMEOUT)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = photo_analyze(photo_id=str(photo.pk), provider=failing)
+
+    photo.refresh_from_db()
+    assert outcome == Outcome.RETRY
+    assert photo.status == Photo.Status.PENDING
+    assert photo.error_code == "TIMEOUT"
+    assert photo.attempts == 1
+    assert [m["args"] for m in photo_queue.delayed()] == [[str(photo.pk)]]
+    failed = AiMetric.objects.get(photo_id=photo.pk)
+    assert not failed.success and failed.error_type == "TIMEOUT"
+
+
+def test_attempts_are_bounded_then_error_is_terminal(
+    django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    settings.PHOTO_MAX_ATTEMPTS = 3
+    photo = _enqueued_photo(django_capture_on_commit_callbacks)
+    failing = FakeProvider(fail_rate=1.0, fail_code=ErrorCode.PROVIDER_DOWN)
+
+    outcomes = [photo_analyze(photo_id=str(photo.pk), provider=failing) for _ in range(4)]
+
+    photo.refresh_from_db()
+    assert outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.ERROR, Outcome.SKIPPED]
+    assert photo.status == Photo.Status.ERROR
+    assert photo.attempts == 3
+    assert photo.error_code == "PROVIDER_DOWN"
+    assert AiMetric.objects.filter(photo_id=photo.pk, success=False).count() == 3
+
+
+def test_non_retryable_failure_is_error_at_once(django_capture_on_commit_callbacks: Any) -> None:
+    photo = _enqueued_photo(django_capture_on_commit_callbacks, room_type="office")
+    failing = FakeProvider(fail_rate=1.0, fail_code=ErrorCode.BAD_INPUT)
+
+    assert photo_analyze(photo_id=str(photo.pk), provider=failing) == Outcome.ERROR
+
+    photo.refresh_from_db()
+    assert (photo.status, photo.error_code, photo.attempts) == ("ERROR", "BAD_INPUT", 1)
+    assert photo.error_message and len(photo.error_message) <= 200
+
+
+def test_success_after_failure_clears_the_error(django_capture_on_commit_callbacks: Any) -> None:
+    photo = _enqueued_photo(django_capture_on_commit_callbacks)
+    photo_analyze(photo_id=str(photo.pk), provider=FakeProvider(fail_rate=1.0))
+
+    assert photo_analyze(photo_id=str(photo.pk), provider=FakeProvider()) == Outcome.DONE
+
+    photo.refresh_from_db()
+    assert (photo.status, photo.error_code, photo.error_message, photo.attempts) == (
+        "DONE",
+        None,
+        None,
+        2,
+    )
+
+
+def test_a_second_run_of_a_done_photo_does_nothing(django_capture_on_commit_callbacks: Any) -> None:
+    photo = _enqueued_photo(django_capture_on_commit_callbacks)
+    photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())
+
+    assert photo_analyze(photo_id=str(photo.pk), provider=FakeProvider()) == Outcome.SKIPPED
+    assert AiMetric.objects.filter(photo_id=photo.pk, operation="analyze_photo").count() == 1
+
+
+def test_a_photo_never_enqueued_is_not_analysed() -> None:
+    photo = make_photo()
+
+    assert photo_analyze(photo_id=str(photo.pk), provider=FakeProvider()) == Outcome.SKIPPED
+    photo.refresh_from_db()
+    assert photo.status == Photo.Status.PENDING
+
+
+def test_forced_reanalysis_keeps_old_analysis_readable_until_replaced(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    photo = _enqueued_photo(django_capture_on_commit_callbacks, room_type="bedroom")
+    photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())
+    photo.refresh_from_db()
+    first = photo.analysis
+
+    assert photo_enqueue(photo=photo).status == EnqueueStatus.ALREADY_DONE
+    assert photo_enqueue(photo=photo, force=True).status == EnqueueStatus.ENQUEUED
+    photo.refresh_from_db()
+    assert (photo.status, photo.analysis) == ("DONE", first)
+
+    assert photo_analyze(photo_id=str(photo.pk), provider=FakeProvider()) == Outcome.DONE
+    assert AiMetric.objects.filter(photo_id=photo.pk, operation="analyze_photo").count() == 2
+
+
+def test_processing_photo_with_live_lease_is_left_to_its_worker(
+    django_capture_on_commit_callbacks: Any, photo_queue: Any
+) -> None:
+    photo = make_photo()
+    Photo.objects.filter(pk=photo.pk).update(
+        status=Photo.Status.PROCESSING,
+        lease_expires_at=timezone.now() + timedelta(seconds=60),
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())
+
+    assert outcome == Outcome.BUSY
+    assert not AiMetric.objects.filter(photo_id=photo.pk).exists()
+    # It looks again once the lease has run out, so a dead worker's photo is not stranded.
+    assert len(photo_queue.delayed()) == 1
+
+
+def test_processing_photo_with_expired_lease_is_finished_by_a_redelivered_message() -> None:
+    photo = make_photo()
+    Photo.objects.filter(pk=photo.pk).update(
+        status=Photo.Status.PROCESSING,
+        attempts=1,
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+
+    assert photo_analyze(photo_id=str(photo.pk), provider=FakeProvider()) == Outcome.DONE
+    photo.refresh_from_db()
+    assert (photo.status, photo.attempts) == ("DONE", 2)
