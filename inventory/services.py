@@ -9,7 +9,7 @@ from decimal import Decimal
 from functools import partial
 
 from django.db import transaction
-from django.db.models import Count, Q, StringAgg, Sum, TextField
+from django.db.models import Count, Q, StringAgg, Sum, TextField, Value
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
@@ -61,7 +61,7 @@ def inventory_sync(*, project_id: uuid.UUID | str) -> InventorySnapshot | None:
             photos=Count("id"),
             items=Coalesce(Sum("items_count"), 0),
             volume=Coalesce(Sum("volume_m3"), Decimal("0")),
-            ids=StringAgg(Cast("id", TextField()), delimiter=",", order_by="created_at"),
+            ids=StringAgg(Cast("id", TextField()), delimiter=Value(",")),
         )
         .order_by("room_type")
     )
@@ -72,7 +72,8 @@ def inventory_sync(*, project_id: uuid.UUID | str) -> InventorySnapshot | None:
                 "roomType": row["room_type"] or "other",
                 "itemsCount": row["items"],
                 "volume_m3": float(Decimal(row["volume"]).quantize(Decimal("0.01"))),
-                "photos": row["ids"].split(",") if row["ids"] else [],
+                # Sorted here: SQLite before 3.44 cannot order inside an aggregate.
+                "photos": sorted(row["ids"].split(",")) if row["ids"] else [],
             }
         )
     return InventorySnapshot.objects.create(
