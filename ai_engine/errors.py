@@ -23,14 +23,17 @@ MESSAGE_MAX_LENGTH = 200
 # Anything that looks like a credential is masked before a message is stored or logged.
 _SECRET_PATTERNS = [
     re.compile(r"sk-[A-Za-z0-9_\-]{6,}"),
-    re.compile(r"(?i)(api[_-]?key|authorization|x-api-key|token|bearer)([\"'=:\s]+)[^\s,\"';]+"),
+    re.compile(
+        r"(?i)(api[_-]?key|authorization|x-api-key|token|bearer)([\"'=:\s]+)"
+        r"((?:bearer|basic|token)\s+)?[^\s,\"';]+"
+    ),
 ]
 
 
 def redact(text: str) -> str:
     """Mask API keys and auth headers in free text."""
     text = _SECRET_PATTERNS[0].sub("[redacted]", text)
-    return _SECRET_PATTERNS[1].sub(r"\1\2[redacted]", text)
+    return _SECRET_PATTERNS[1].sub(r"\1\2\3[redacted]", text)
 
 
 def safe_message(text: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections.abc import Sequence
 
 from ai_engine.catalogue import CATALOGUE
 from ai_engine.errors import AiError, ErrorCode
@@ -34,6 +35,7 @@ class FakeProvider:
     """Plausible, repeatable results: the same image always gives the same room and items."""
 
     name = "fake"
+    model = MODEL
 
     def __init__(
         self,
@@ -63,7 +65,9 @@ class FakeProvider:
         confidence = 0.6 + (digest[1] % 40) / 100
         return RoomGuess(room, round(confidence, 2), self._usage(image, 12))
 
-    def analyze_photo(self, image: bytes, room_type: str) -> PhotoAnalysis:
+    def analyze_photo(
+        self, image: bytes, room_type: str, catalogue_keys: Sequence[str] = ()
+    ) -> PhotoAnalysis:
         digest = self._call(image)
         candidates = _ROOM_ITEMS.get(room_type, _ROOM_ITEMS["other"])
         count = 1 + digest[2] % len(candidates)
@@ -81,6 +85,7 @@ class FakeProvider:
                     confidence=round(0.55 + (byte % 45) / 100, 2),
                     fragile=entry.fragile,
                     dismantle=entry.dismantle,
+                    volume_m3_estimate=float(entry.volume_m3),
                 )
             )
         confidence = round(sum(item.confidence for item in items) / len(items), 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -47,6 +48,8 @@ class DetectedItem:
     confidence: float
     fragile: bool
     dismantle: bool
+    #: The model's own estimate of ONE item's volume; used when the catalogue lacks the key.
+    volume_m3_estimate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,10 @@ class AiProvider(Protocol):
     """One AI back end. Raises `ai_engine.errors.AiError` on failure, nothing else."""
 
     name: str
+    model: str
 
     def detect_room(self, image: bytes) -> RoomGuess: ...
 
-    def analyze_photo(self, image: bytes, room_type: str) -> PhotoAnalysis: ...
+    def analyze_photo(
+        self, image: bytes, room_type: str, catalogue_keys: Sequence[str] = ()
+    ) -> PhotoAnalysis: ...

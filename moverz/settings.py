@@ -5,6 +5,7 @@ Every variable read here is documented in README.md ("Configuration").
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -197,6 +198,8 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 # The admin's and Swagger UI's files are served by the app itself (no CDN, no extra server):
 # from the apps' static folders directly, so no collectstatic step is needed.
 WHITENOISE_USE_FINDERS = True
+with contextlib.suppress(OSError):  # WhiteNoise warns at every start when it is missing
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Auth and API ---------------------------------------------------------------------------
@@ -230,6 +233,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Upload room photos, analyse them with AI, read the moving inventory.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and docs are under /api/ like everything else: token or admin session needed.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

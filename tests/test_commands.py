@@ -121,16 +121,9 @@ def test_project_filter(django_capture_on_commit_callbacks: Any, photo_queue: An
     assert "re-enqueued 2 photo(s), skipped 0" in output
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: requeue_failed passes --project unchecked to filter(project_id=...); a value that "
-        "is not a UUID raises django.core.exceptions.ValidationError (a traceback), not "
-        "CommandError"
-    ),
-    strict=True,
-)
 def test_project_that_is_not_a_uuid_is_a_command_error() -> None:
-    with pytest.raises(CommandError):
+    # Passed unchecked to filter(project_id=...), it raised ValidationError with a traceback.
+    with pytest.raises(CommandError, match="--project"):
         call_command("requeue_failed", "--project", "not-a-uuid", stdout=io.StringIO())
 
 
@@ -197,15 +190,8 @@ def test_invalid_since_is_a_command_error(since: str, photo_queue: Any) -> None:
     assert photo_queue.all() == []
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: parse_since (photos/management/commands/requeue_failed.py) lets Django's "
-        "parse_datetime raise ValueError for a well-formed but impossible date such as "
-        "2024-13-45, so the command dies with a traceback instead of CommandError"
-    ),
-    strict=True,
-)
 def test_impossible_since_date_is_a_command_error() -> None:
+    # Django's parse_datetime raises ValueError for a well-formed impossible date.
     with pytest.raises(CommandError, match="--since"):
         call_command("requeue_failed", "--since", "2024-13-45", stdout=io.StringIO())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +29,10 @@ def parse_since(value: str) -> datetime:
             "d": timedelta(days=amount),
         }
         return timezone.now() - delta[unit]
-    parsed = parse_datetime(value) or parse_datetime(f"{value}T00:00:00")
+    try:
+        parsed = parse_datetime(value) or parse_datetime(f"{value}T00:00:00")
+    except ValueError:
+        parsed = None
     if parsed is None:
         raise CommandError(f"--since: {value!r} is neither 30m/24h/7d nor an ISO date")
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
@@ -53,7 +57,13 @@ class Command(BaseCommand):
         if options["error_code"]:
             photos = photos.filter(error_code=options["error_code"])
         if options["project"]:
-            photos = photos.filter(project_id=options["project"])
+            try:
+                project_id = uuid.UUID(options["project"])
+            except ValueError:
+                raise CommandError(
+                    f"--project: {options['project']!r} is not a project id"
+                ) from None
+            photos = photos.filter(project_id=project_id)
         if options["since"]:
             photos = photos.filter(updated_at__gte=parse_since(options["since"]))
         if options["limit"] is not None:

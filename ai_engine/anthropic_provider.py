@@ -1,0 +1,104 @@
+"""Claude through the official Anthropic SDK: Messages API, image block first, forced tool use."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import anthropic
+
+from ai_engine.errors import AiError, ErrorCode
+from ai_engine.http_errors import error_for_status
+from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, items_prompt, provider_schema, room_prompt
+from ai_engine.sdk_common import error_detail, image_b64
+from ai_engine.structured import InvalidOutput, parse_items, parse_room
+from ai_engine.types import PhotoAnalysis, RoomGuess, Usage
+
+ROOM_TOOL = "report_room"
+ITEMS_TOOL = "report_items"
+
+
+class AnthropicProvider:
+    """Claude vision. SDK retries are off: our retry policy owns retries."""
+
+    name = "anthropic"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str,
+        timeout_s: float,
+        base_url: str | None = None,
+        max_tokens: int = 2048,
+    ) -> None:
+        self.model = model
+        self.max_tokens = max_tokens
+        self._client = anthropic.Anthropic(
+            api_key=api_key, base_url=base_url or None, timeout=timeout_s, max_retries=0
+        )
+
+    def detect_room(self, image: bytes) -> RoomGuess:
+        payload, usage = self._ask(image, room_prompt(), ROOM_TOOL, ROOM_SCHEMA, 256)
+        return parse_room(self.name, payload, usage)
+
+    def analyze_photo(
+        self, image: bytes, room_type: str, catalogue_keys: Sequence[str] = ()
+    ) -> PhotoAnalysis:
+        prompt = items_prompt(room_type, catalogue_keys)
+        payload, usage = self._ask(image, prompt, ITEMS_TOOL, ITEMS_SCHEMA, self.max_tokens)
+        return parse_items(self.name, payload, usage)
+
+    def _ask(
+        self, image: bytes, prompt: str, tool: str, schema: dict[str, Any], max_tokens: int
+    ) -> tuple[Any, Usage]:
+        try:
+            message = self._client.messages.create(
+                model=self.model,
+                max_tokens=max_tokens,
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {
+                                    "type": "base64",
+                                    "media_type": "image/jpeg",
+                                    "data": image_b64(image),
+                                },
+                            },
+                            {"type": "text", "text": prompt},
+                        ],
+                    }
+                ],
+                tools=[
+                    {
+                        "name": tool,
+                        "description": "Report the answer in this exact structure.",
+                        "input_schema": provider_schema(schema),
+                    }
+                ],
+                tool_choice={"type": "tool", "name": tool},
+            )
+        except anthropic.APITimeoutError:
+            raise AiError(ErrorCode.TIMEOUT, f"{self.name}: timed out") from None
+        except anthropic.APIConnectionError as exc:
+            raise AiError(ErrorCode.NETWORK, f"{self.name}: connection failed: {exc}") from None
+        except anthropic.APIStatusError as exc:
+            raise error_for_status(
+                self.name,
+                exc.status_code,
+                headers=dict(exc.response.headers),
+                detail=error_detail(exc.body),
+            ) from None
+        usage = Usage(
+            self.name,
+            message.model or self.model,
+            tokens_in=message.usage.input_tokens,
+            tokens_out=message.usage.output_tokens,
+        )
+        for block in message.content:
+            if block.type == "tool_use" and block.name == tool:
+                return block.input, usage
+        raise InvalidOutput(self.name, f"no {tool} tool call in the answer") from None

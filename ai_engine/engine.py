@@ -1,0 +1,151 @@
+"""The AI engine: runs one operation over the ordered providers, with fallback, a shared circuit
+breaker, one more try for an answer that breaks our schema, and a record of every call."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ai_engine.breaker import CircuitBreaker
+from ai_engine.errors import AiError, ErrorCode, error_from_exception
+from ai_engine.pricing import DEFAULT_PRICES, call_cost
+from ai_engine.structured import InvalidOutput
+from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess
+
+logger = logging.getLogger(__name__)
+
+#: Failures that say "this provider is not answering": try the next one, count toward the breaker.
+OUTAGE_CODES = frozenset({ErrorCode.PROVIDER_DOWN, ErrorCode.TIMEOUT, ErrorCode.NETWORK})
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One provider call, as the caller will store it (an AiMetric row)."""
+
+    provider: str
+    model: str
+    operation: str
+    latency_ms: int
+    success: bool
+    error: AiError | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: Decimal = Decimal("0")
+
+
+def _ignore(record: CallRecord) -> None:
+    return None
+
+
+class AiEngine:
+    """Ask the providers, in order, until one answers."""
+
+    def __init__(
+        self,
+        providers: Sequence[AiProvider],
+        *,
+        on_call: Callable[[CallRecord], None] = _ignore,
+        breaker: CircuitBreaker | None = None,
+        prices: Mapping[str, tuple[Decimal, Decimal]] = DEFAULT_PRICES,
+    ) -> None:
+        if not providers:
+            raise ValueError("AiEngine needs at least one provider")
+        self.providers = list(providers)
+        self.on_call = on_call
+        self.breaker = breaker
+        self.prices = prices
+
+    def with_recorder(self, on_call: Callable[[CallRecord], None]) -> AiEngine:
+        return AiEngine(self.providers, on_call=on_call, breaker=self.breaker, prices=self.prices)
+
+    def detect_room(self, image: bytes) -> RoomGuess:
+        return self._run("detect_room", lambda provider: provider.detect_room(image))
+
+    def analyze_photo(
+        self, image: bytes, room_type: str, catalogue_keys: Sequence[str] = ()
+    ) -> PhotoAnalysis:
+        return self._run(
+            "analyze_photo",
+            lambda provider: provider.analyze_photo(image, room_type, catalogue_keys),
+        )
+
+    def _run[T: (RoomGuess, PhotoAnalysis)](
+        self, operation: str, call: Callable[[AiProvider], T]
+    ) -> T:
+        last_error: AiError | None = None
+        for provider in self.providers:
+            if self.breaker and self.breaker.is_open(provider.name):
+                last_error = AiError(
+                    ErrorCode.PROVIDER_DOWN, f"{provider.name}: skipped, circuit open after outages"
+                )
+                continue
+            try:
+                result = self._call_checked(provider, operation, call)
+            except AiError as error:
+                last_error = error
+                if error.code in OUTAGE_CODES:
+                    if self.breaker and self.breaker.record_failure(provider.name):
+                        logger.warning("circuit opened for provider %s", provider.name)
+                    continue  # fall back to the next provider, in the same attempt
+                raise
+            if self.breaker:
+                self.breaker.record_success(provider.name)
+            return result
+        assert last_error is not None
+        raise last_error
+
+    def _call_checked[T: (RoomGuess, PhotoAnalysis)](
+        self, provider: AiProvider, operation: str, call: Callable[[AiProvider], T]
+    ) -> T:
+        """An answer that breaks our schema gets one more try, then is BAD_INPUT."""
+        try:
+            return self._timed(provider, operation, call)
+        except InvalidOutput:
+            return self._timed(provider, operation, call)
+
+    def _timed[T: (RoomGuess, PhotoAnalysis)](
+        self, provider: AiProvider, operation: str, call: Callable[[AiProvider], T]
+    ) -> T:
+        started = time.perf_counter()
+        try:
+            result = call(provider)
+        except Exception as exc:
+            error = error_from_exception(exc)
+            self.on_call(
+                CallRecord(
+                    provider=provider.name,
+                    model=getattr(provider, "model", ""),
+                    operation=operation,
+                    latency_ms=_elapsed_ms(started),
+                    success=False,
+                    error=error,
+                )
+            )
+            if error is exc:
+                raise
+            raise error from exc
+        usage = result.usage
+        if usage.model not in self.prices and not any(
+            usage.model.startswith(f"{key}-") for key in self.prices
+        ):
+            logger.warning("no price for model %s: its cost is recorded as 0", usage.model)
+        self.on_call(
+            CallRecord(
+                provider=usage.provider,
+                model=usage.model,
+                operation=operation,
+                latency_ms=_elapsed_ms(started),
+                success=True,
+                tokens_in=usage.tokens_in,
+                tokens_out=usage.tokens_out,
+                cost_usd=call_cost(self.prices, usage.model, usage.tokens_in, usage.tokens_out),
+            )
+        )
+        return result
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)

@@ -1,0 +1,97 @@
+"""GPT vision through the official OpenAI SDK: Chat Completions, image as a data URL, strict JSON
+schema output."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import openai
+
+from ai_engine.errors import AiError, ErrorCode
+from ai_engine.http_errors import error_for_status
+from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, items_prompt, provider_schema, room_prompt
+from ai_engine.sdk_common import error_detail, image_b64
+from ai_engine.structured import InvalidOutput, parse_items, parse_room
+from ai_engine.types import PhotoAnalysis, RoomGuess, Usage
+
+
+class OpenAIProvider:
+    """OpenAI vision. SDK retries are off: our retry policy owns retries."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str,
+        timeout_s: float,
+        base_url: str | None = None,
+        max_tokens: int = 2048,
+    ) -> None:
+        self.model = model
+        self.max_tokens = max_tokens
+        self._client = openai.OpenAI(
+            api_key=api_key, base_url=base_url or None, timeout=timeout_s, max_retries=0
+        )
+
+    def detect_room(self, image: bytes) -> RoomGuess:
+        payload, usage = self._ask(image, room_prompt(), "room", ROOM_SCHEMA, 256)
+        return parse_room(self.name, payload, usage)
+
+    def analyze_photo(
+        self, image: bytes, room_type: str, catalogue_keys: Sequence[str] = ()
+    ) -> PhotoAnalysis:
+        prompt = items_prompt(room_type, catalogue_keys)
+        payload, usage = self._ask(image, prompt, "items", ITEMS_SCHEMA, self.max_tokens)
+        return parse_items(self.name, payload, usage)
+
+    def _ask(
+        self, image: bytes, prompt: str, schema_name: str, schema: dict[str, Any], max_tokens: int
+    ) -> tuple[Any, Usage]:
+        try:
+            completion = self._client.chat.completions.create(
+                model=self.model,
+                max_completion_tokens=max_tokens,
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": prompt},
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": f"data:image/jpeg;base64,{image_b64(image)}"},
+                            },
+                        ],
+                    }
+                ],
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": schema_name,
+                        "schema": provider_schema(schema),
+                        "strict": True,
+                    },
+                },
+            )
+        except openai.APITimeoutError:
+            raise AiError(ErrorCode.TIMEOUT, f"{self.name}: timed out") from None
+        except openai.APIConnectionError as exc:
+            raise AiError(ErrorCode.NETWORK, f"{self.name}: connection failed: {exc}") from None
+        except openai.APIStatusError as exc:
+            raise error_for_status(
+                self.name,
+                exc.status_code,
+                headers=dict(exc.response.headers),
+                detail=error_detail(exc.body),
+            ) from None
+        usage = Usage(
+            self.name,
+            completion.model or self.model,
+            tokens_in=completion.usage.prompt_tokens if completion.usage else 0,
+            tokens_out=completion.usage.completion_tokens if completion.usage else 0,
+        )
+        if not completion.choices or not completion.choices[0].message.content:
+            raise InvalidOutput(self.name, "empty answer")
+        return completion.choices[0].message.content, usage

@@ -1,0 +1,93 @@
+"""What the models are asked, and the JSON they must answer with. Versioned: the version goes
+into every `analysis`, so a change of wording can be traced in the results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ai_engine.types import ROOM_TYPES
+
+PROMPT_VERSION = "2026-11-28.1"
+
+ROOM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "room_type": {"type": "string", "enum": list(ROOM_TYPES)},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+    "required": ["room_type", "confidence"],
+    "additionalProperties": False,
+}
+
+ITEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string", "minLength": 1, "maxLength": 64},
+        "name": {"type": "string", "minLength": 1, "maxLength": 120},
+        "category": {"type": "string", "maxLength": 40},
+        "quantity": {"type": "integer", "minimum": 1, "maximum": 500},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "fragile": {"type": "boolean"},
+        "dismantle": {"type": "boolean"},
+        "volume_m3_estimate": {"type": "number", "minimum": 0, "maximum": 50},
+    },
+    "required": [
+        "key",
+        "name",
+        "category",
+        "quantity",
+        "confidence",
+        "fragile",
+        "dismantle",
+        "volume_m3_estimate",
+    ],
+    "additionalProperties": False,
+}
+
+ITEMS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "items": {"type": "array", "items": ITEM_SCHEMA, "maxItems": 200},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+    "required": ["items", "confidence"],
+    "additionalProperties": False,
+}
+
+_RANGE_KEYWORDS = {"minimum", "maximum", "minLength", "maxLength", "maxItems"}
+
+
+def provider_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema without range keywords, which strict structured-output modes may refuse.
+    Ranges are still enforced: every answer is validated against the full schema."""
+    cleaned: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _RANGE_KEYWORDS:
+            continue
+        if isinstance(value, dict):
+            cleaned[key] = provider_schema(value)
+        else:
+            cleaned[key] = value
+    return cleaned
+
+
+def room_prompt() -> str:
+    return (
+        "You are helping a moving company. Which room of a home does this photo show? "
+        f"Answer with one of: {', '.join(ROOM_TYPES)}, and your confidence from 0 to 1."
+    )
+
+
+def items_prompt(room_type: str, catalogue_keys: Sequence[str]) -> str:
+    return (
+        "You are helping a moving company estimate the volume of a household move. "
+        f"This photo shows a {room_type.replace('_', ' ')}. List every item a mover would carry "
+        "(furniture, appliances, electronics, boxes; not fixtures such as radiators, built-in "
+        "kitchens or lights). For each item give: `key`, one of the catalogue keys below when one "
+        "fits, otherwise a short snake_case name; `name`, a short display name; `category` "
+        "(furniture, appliance, electronics, decor, box or other); `quantity`; `confidence` from "
+        "0 to 1; `fragile`; `dismantle` (needs disassembly to move); `volume_m3_estimate`, your "
+        "estimate of the volume of ONE such item in cubic metres. Also give your overall "
+        "confidence. Catalogue keys: " + ", ".join(catalogue_keys)
+    )

@@ -1,0 +1,67 @@
+"""Validating a model's JSON answer against our schemas and turning it into our types."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+
+from ai_engine.errors import AiError, ErrorCode
+from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA
+from ai_engine.types import DetectedItem, PhotoAnalysis, RoomGuess, Usage
+
+_ROOM_VALIDATOR = jsonschema.Draft202012Validator(ROOM_SCHEMA)
+_ITEMS_VALIDATOR = jsonschema.Draft202012Validator(ITEMS_SCHEMA)
+
+
+class InvalidOutput(AiError):
+    """The model answered, but not with valid JSON for our schema. Worth one more try."""
+
+    def __init__(self, provider: str, detail: str) -> None:
+        super().__init__(
+            ErrorCode.BAD_INPUT,
+            f"{provider}: answer does not match the schema ({detail})",
+            retryable=False,
+        )
+
+
+def load_json(provider: str, payload: Any) -> Any:
+    if isinstance(payload, str | bytes):
+        try:
+            return json.loads(payload)
+        except ValueError as exc:
+            raise InvalidOutput(provider, f"not JSON: {exc}") from None
+    return payload
+
+
+def _validate(validator: jsonschema.Draft202012Validator, provider: str, data: Any) -> None:
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "answer"
+        raise InvalidOutput(provider, f"{where}: {error.message}")
+
+
+def parse_room(provider: str, payload: Any, usage: Usage) -> RoomGuess:
+    data = load_json(provider, payload)
+    _validate(_ROOM_VALIDATOR, provider, data)
+    return RoomGuess(data["room_type"], float(data["confidence"]), usage)
+
+
+def parse_items(provider: str, payload: Any, usage: Usage) -> PhotoAnalysis:
+    data = load_json(provider, payload)
+    _validate(_ITEMS_VALIDATOR, provider, data)
+    items = [
+        DetectedItem(
+            key=item["key"],
+            name=item["name"],
+            category=item["category"],
+            quantity=int(item["quantity"]),
+            confidence=float(item["confidence"]),
+            fragile=bool(item["fragile"]),
+            dismantle=bool(item["dismantle"]),
+            volume_m3_estimate=float(item["volume_m3_estimate"]),
+        )
+        for item in data["items"]
+    ]
+    return PhotoAnalysis(items, float(data["confidence"]), usage)

@@ -1,0 +1,101 @@
+"""Preflight before any AI call: upright, no metadata, small enough, JPEG.
+
+Vision models downscale anything above ~1.15 MP / 1568 px on the long edge server-side anyway,
+and bill roughly width × height / 750 tokens, so sending more only costs bandwidth and money.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+from pillow_heif import register_heif_opener
+
+register_heif_opener()
+
+MAX_LONG_EDGE = 1568
+MAX_PIXELS = 1_150_000
+JPEG_QUALITY = 85
+PIXELS_PER_TOKEN = 750
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    data: bytes
+    width: int
+    height: int
+    original_bytes: int
+    original_width: int
+    original_height: int
+
+    @property
+    def estimated_tokens(self) -> int:
+        return estimate_image_tokens(self.width, self.height)
+
+    def as_meta(self) -> dict[str, int]:
+        return {
+            "originalBytes": self.original_bytes,
+            "originalWidth": self.original_width,
+            "originalHeight": self.original_height,
+            "sentBytes": len(self.data),
+            "sentWidth": self.width,
+            "sentHeight": self.height,
+            "estimatedImageTokens": self.estimated_tokens,
+            "originalEstimatedImageTokens": estimate_image_tokens(
+                self.original_width, self.original_height
+            ),
+        }
+
+
+def estimate_image_tokens(width: int, height: int) -> int:
+    return math.ceil(width * height / PIXELS_PER_TOKEN)
+
+
+def target_size(width: int, height: int) -> tuple[int, int]:
+    """The largest size within both limits, keeping the aspect ratio (never upscaled)."""
+    scale = min(1.0, MAX_LONG_EDGE / max(width, height), math.sqrt(MAX_PIXELS / (width * height)))
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+def image_preflight(data: bytes) -> PreparedImage:
+    """Apply EXIF orientation, drop all metadata (GPS stays with us), downsize, re-encode JPEG."""
+    with Image.open(io.BytesIO(data)) as image:
+        original_width, original_height = image.size
+        width, height = target_size(original_width, original_height)
+        if image.format == "JPEG":
+            # Let libjpeg decode at a reduced scale (1/2, 1/4, 1/8) that is still >= the target:
+            # most of the time of a large photo's preflight is the full-size decode.
+            image.draft("RGB", (width, height))
+        upright = ImageOps.exif_transpose(image)
+        rgb = upright.convert("RGB")
+    # Orientation may have swapped the sides: recompute the target from the upright image.
+    upright_w, upright_h = (
+        (original_height, original_width)
+        if _swapped(rgb.size, (original_width, original_height))
+        else (original_width, original_height)
+    )
+    width, height = target_size(upright_w, upright_h)
+    if rgb.size != (width, height):
+        rgb = rgb.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    out = io.BytesIO()
+    # No exif=, no icc_profile=: nothing of the original's metadata is written.
+    rgb.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    return PreparedImage(
+        data=out.getvalue(),
+        width=width,
+        height=height,
+        original_bytes=len(data),
+        original_width=upright_w,
+        original_height=upright_h,
+    )
+
+
+def _swapped(size: tuple[int, int], original: tuple[int, int]) -> bool:
+    """True when the orientation step turned the image a quarter turn."""
+    w, h = size
+    ow, oh = original
+    if ow == oh:
+        return False
+    return (w > h) != (ow > oh)
