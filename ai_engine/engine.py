@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from ai_engine.breaker import CircuitBreaker
 from ai_engine.errors import AiError, ErrorCode, error_from_exception
@@ -34,6 +35,7 @@ class CallRecord:
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: Decimal = Decimal("0")
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _ignore(record: CallRecord) -> None:
@@ -76,8 +78,11 @@ class AiEngine:
         self, operation: str, call: Callable[[AiProvider], T]
     ) -> T:
         last_error: AiError | None = None
-        for provider in self.providers:
-            if self.breaker and self.breaker.is_open(provider.name):
+        last = len(self.providers) - 1
+        for index, provider in enumerate(self.providers):
+            # An open circuit skips a provider only when there is another one after it: the last
+            # one is always asked (a half-open try), so an outage never fails faster than it must.
+            if self.breaker and index < last and self.breaker.is_open(provider.name):
                 last_error = AiError(
                     ErrorCode.PROVIDER_DOWN, f"{provider.name}: skipped, circuit open after outages"
                 )
@@ -94,8 +99,7 @@ class AiEngine:
             if self.breaker:
                 self.breaker.record_success(provider.name)
             return result
-        assert last_error is not None
-        raise last_error
+        raise last_error or AiError(ErrorCode.UNKNOWN, "no provider was asked")
 
     def _call_checked[T: (RoomGuess, PhotoAnalysis)](
         self, provider: AiProvider, operation: str, call: Callable[[AiProvider], T]
@@ -128,6 +132,11 @@ class AiEngine:
                 raise
             raise error from exc
         usage = result.usage
+        extra: dict[str, Any] = (
+            {"itemsCount": sum(item.quantity for item in result.items)}
+            if isinstance(result, PhotoAnalysis)
+            else {"roomType": result.room_type, "roomConfidence": result.confidence}
+        )
         if usage.model not in self.prices and not any(
             usage.model.startswith(f"{key}-") for key in self.prices
         ):
@@ -142,6 +151,7 @@ class AiEngine:
                 tokens_in=usage.tokens_in,
                 tokens_out=usage.tokens_out,
                 cost_usd=call_cost(self.prices, usage.model, usage.tokens_in, usage.tokens_out),
+                extra=extra,
             )
         )
         return result

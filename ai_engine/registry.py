@@ -1,21 +1,95 @@
-"""Builds the configured provider from settings."""
+"""Builds the configured AI engine from settings: providers in fallback order, prices, breaker."""
 
 from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from ai_engine.breaker import CircuitBreaker
+from ai_engine.engine import AiEngine
 from ai_engine.fake import FakeProvider
+from ai_engine.pricing import DEFAULT_PRICES
 from ai_engine.types import AiProvider
 
+KNOWN_PROVIDERS = ("anthropic", "openai", "fake")
 
-def provider_from_settings() -> AiProvider:
-    """The provider named by `AI_PROVIDER`, configured from settings."""
-    name = settings.AI_PROVIDER
+
+def provider_from_settings(name: str) -> AiProvider:
+    """One provider, configured from settings. SDKs are imported only when used."""
     if name == "fake":
         return FakeProvider(
             latency_ms=settings.AI_FAKE_LATENCY_MS,
             fail_rate=settings.AI_FAKE_FAIL_RATE,
             fail_code=settings.AI_FAKE_FAIL_CODE,
         )
-    raise ImproperlyConfigured(f"AI_PROVIDER={name!r} is not available (known: fake)")
+    if name == "anthropic":
+        from ai_engine.anthropic_provider import AnthropicProvider
+
+        return AnthropicProvider(
+            api_key=_key("ANTHROPIC_API_KEY"),
+            model=settings.ANTHROPIC_MODEL,
+            timeout_s=settings.AI_TIMEOUT_S,
+            base_url=settings.ANTHROPIC_BASE_URL or None,
+        )
+    if name == "openai":
+        from ai_engine.openai_provider import OpenAIProvider
+
+        return OpenAIProvider(
+            api_key=_key("OPENAI_API_KEY"),
+            model=settings.OPENAI_MODEL,
+            timeout_s=settings.AI_TIMEOUT_S,
+            base_url=settings.OPENAI_BASE_URL or None,
+        )
+    raise ImproperlyConfigured(
+        f"unknown AI provider {name!r} (known: {', '.join(KNOWN_PROVIDERS)})"
+    )
+
+
+def _key(setting: str) -> str:
+    key: str = getattr(settings, setting)
+    if not key:
+        raise ImproperlyConfigured(f"{setting} (or {setting}_FILE) must be set for this provider")
+    return key
+
+
+def prices_from_settings() -> dict[str, tuple[Decimal, Decimal]]:
+    prices = dict(DEFAULT_PRICES)
+    for model, pair in settings.AI_PRICES.items():
+        price_in, price_out = pair
+        prices[model] = (Decimal(str(price_in)), Decimal(str(price_out)))
+    return prices
+
+
+_cached: dict[tuple[Any, ...], AiEngine] = {}
+
+
+def engine_from_settings(*, redis_client: Any = None) -> AiEngine:
+    """The engine for `AI_PROVIDERS`, built once per process (SDK clients keep their HTTP pools)."""
+    cache_key = (
+        tuple(settings.AI_PROVIDERS),
+        settings.AI_FAKE_LATENCY_MS,
+        settings.AI_FAKE_FAIL_RATE,
+        settings.AI_FAKE_FAIL_CODE,
+        id(redis_client),
+    )
+    engine = _cached.get(cache_key)
+    if engine is None:
+        breaker = None  # a breaker only helps when there is another provider to fall back to
+        if redis_client is not None and len(settings.AI_PROVIDERS) > 1:
+            breaker = CircuitBreaker(
+                redis_client,
+                prefix=f"{settings.DRAMATIQ_NAMESPACE}:moverz:circuit",
+                threshold=settings.AI_BREAKER_THRESHOLD,
+                window_s=settings.AI_BREAKER_WINDOW_S,
+                cooldown_s=settings.AI_BREAKER_COOLDOWN_S,
+            )
+        engine = AiEngine(
+            [provider_from_settings(name) for name in settings.AI_PROVIDERS],
+            breaker=breaker,
+            prices=prices_from_settings(),
+        )
+        _cached[cache_key] = engine
+    return engine

@@ -10,3 +10,7 @@ class InventoryConfig(AppConfig):
 
     def ready(self) -> None:
         from inventory import receivers  # noqa: F401  (connects to photos' signals)
+        from inventory.catalogue import DatabaseVolumeCatalogue
+        from photos.volumes import register_volume_catalogue
+
+        register_volume_catalogue(DatabaseVolumeCatalogue())

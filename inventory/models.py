@@ -33,3 +33,25 @@ class InventorySnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"inventory of {self.project_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class VolumeCatalogueEntry(models.Model):
+    """The volume of one kind of item, as movers quote it. Staff edit these in the admin."""
+
+    key = models.SlugField(_("key"), max_length=64, unique=True)
+    label_en = models.CharField(_("English label"), max_length=120)
+    label_fr = models.CharField(_("French label"), max_length=120)
+    category = models.CharField(_("category"), max_length=40)
+    volume_m3 = models.DecimalField(_("volume per unit (m³)"), max_digits=7, decimal_places=3)
+    source = models.CharField(_("source"), max_length=200, blank=True)
+    fragile = models.BooleanField(_("fragile"), default=False)
+    dismantle = models.BooleanField(_("needs disassembly"), default=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("volume catalogue entry")
+        verbose_name_plural = _("volume catalogue")
+        ordering = ["category", "key"]
+
+    def __str__(self) -> str:
+        return f"{self.label_en} ({self.volume_m3} m³)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
-from moverz.queues import redis_client
+from moverz.broker import broker_redis
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -17,7 +17,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception:
         checks["database"] = "down"
     try:
-        redis_client().ping()
+        broker_redis().ping()
     except Exception:
         checks["broker"] = "down"
     healthy = all(value == "ok" for value in checks.values())

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import TypedDict
 
-import dramatiq
 import redis
 from django.conf import settings
 from django.db.models import Count
 
 from inventory.models import InventorySnapshot
 from inventory.tasks import INVENTORY_QUEUE, inventory_failed_key
+from moverz.broker import broker_redis
 from photos.models import Photo
 from photos.tasks import PHOTO_QUEUE
 
@@ -24,11 +24,6 @@ class QueueStats(TypedDict):
     failed: int
     dead: int
     total: int
-
-
-def redis_client() -> redis.Redis:
-    broker: Any = dramatiq.get_broker()
-    return broker.client
 
 
 def _broker_counts(client: redis.Redis, queue: str) -> dict[str, int]:
@@ -58,7 +53,7 @@ def _broker_counts(client: redis.Redis, queue: str) -> dict[str, int]:
 
 def queue_stats() -> list[QueueStats]:
     """Figures for the two queues; their meaning is documented in README ("Queues")."""
-    client = redis_client()
+    client = broker_redis()
     photo = _broker_counts(client, PHOTO_QUEUE)
     by_status = dict(
         Photo.objects.filter(status__in=[Photo.Status.DONE, Photo.Status.ERROR])

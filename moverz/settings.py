@@ -6,8 +6,10 @@ Every variable read here is documented in README.md ("Configuration").
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import django_stubs_ext
@@ -177,8 +179,28 @@ PHOTO_RETRY_MAX_MS = env_int("PHOTO_RETRY_MAX_MS", 60_000)
 PHOTO_LEASE_SECONDS = env_int("PHOTO_LEASE_SECONDS", 120)
 INVENTORY_SYNC_DELAY_MS = env_int("INVENTORY_SYNC_DELAY_MS", 500)
 
-# --- AI provider ----------------------------------------------------------------------------
-AI_PROVIDER = os.environ.get("AI_PROVIDER", "fake")
+# --- AI providers ---------------------------------------------------------------------------
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+ANTHROPIC_BASE_URL = os.environ.get("ANTHROPIC_BASE_URL", "")
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
+ANTHROPIC_MODEL = os.environ.get("ANTHROPIC_MODEL", "claude-sonnet-4-5")
+OPENAI_MODEL = os.environ.get("OPENAI_MODEL", "gpt-4.1-mini")
+AI_TIMEOUT_S = env_float("AI_TIMEOUT_S", 30.0)
+# Ordered fallback list. Default: the providers whose keys are set, else the fake provider.
+_default_providers = [
+    name for name, key in (("anthropic", ANTHROPIC_API_KEY), ("openai", OPENAI_API_KEY)) if key
+] or ["fake"]
+AI_PROVIDERS = env_list("AI_PROVIDERS", []) or (
+    [os.environ["AI_PROVIDER"]] if os.environ.get("AI_PROVIDER") else _default_providers
+)
+AI_PROVIDER = AI_PROVIDERS[0]
+# USD per million input/output tokens, per model, e.g. {"claude-sonnet-4-5": [3, 15]};
+# merged over ai_engine.pricing.DEFAULT_PRICES.
+AI_PRICES = json.loads(os.environ.get("AI_PRICES", "{}") or "{}")
+AI_BREAKER_THRESHOLD = env_int("AI_BREAKER_THRESHOLD", 5)
+AI_BREAKER_WINDOW_S = env_int("AI_BREAKER_WINDOW_S", 60)
+AI_BREAKER_COOLDOWN_S = env_int("AI_BREAKER_COOLDOWN_S", 30)
 AI_FAKE_LATENCY_MS = env_int("AI_FAKE_LATENCY_MS", 0)
 AI_FAKE_FAIL_RATE = env_float("AI_FAKE_FAIL_RATE", 0.0)
 AI_FAKE_FAIL_CODE = os.environ.get("AI_FAKE_FAIL_CODE", "PROVIDER_DOWN")
@@ -188,10 +210,32 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "/media/"
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 15 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 50_000_000)
+UPLOAD_MIN_EDGE = env_int("UPLOAD_MIN_EDGE", 200)
 # Django refuses request bodies above this before our validation sees them; keep it above the
 # upload limit so an oversized image gets our precise message.
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# Photos go through Django's storage API only: the file system under MEDIA_ROOT, or S3 when a
+# bucket is configured (django-storages reads the AWS_* settings below).
+AWS_STORAGE_BUCKET_NAME = os.environ.get("AWS_STORAGE_BUCKET_NAME", "")
+AWS_S3_ENDPOINT_URL = os.environ.get("AWS_S3_ENDPOINT_URL", "") or None
+AWS_S3_REGION_NAME = os.environ.get("AWS_S3_REGION_NAME", "") or None
+AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID") or None
+AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY") or None
+AWS_LOCATION = os.environ.get("AWS_LOCATION", "")
+AWS_DEFAULT_ACL = None
+AWS_S3_FILE_OVERWRITE = False
+AWS_QUERYSTRING_AUTH = True
+_DEFAULT_STORAGE: dict[str, Any] = (
+    {"BACKEND": "storages.backends.s3.S3Storage"}
+    if AWS_STORAGE_BUCKET_NAME
+    else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+)
+STORAGES = {
+    "default": _DEFAULT_STORAGE,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))

@@ -52,6 +52,7 @@ class Photo(models.Model):
     image_bytes = models.PositiveIntegerField(default=0, editable=False)
     image_width = models.PositiveIntegerField(default=0, editable=False)
     image_height = models.PositiveIntegerField(default=0, editable=False)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True, editable=False)
 
     room_type = models.CharField(_("room type"), max_length=32, null=True, blank=True)
     status = models.CharField(

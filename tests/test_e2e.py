@@ -37,6 +37,7 @@ ITEM_KEYS = {
     "name",
     "category",
     "quantity",
+    "volumeSource",
     "volume_m3",
     "confidence",
     "fragile",
@@ -248,7 +249,8 @@ def _photo_when(api: Api, photo_id: str, statuses: set[str]) -> Callable[[], Any
 
 def _check_analysis(photo: dict[str, Any]) -> None:
     analysis = photo["analysis"]
-    assert set(analysis) == {"items", "totals", "confidence", "provider", "model"}
+    contract = {"items", "totals", "confidence", "provider", "model", "promptVersion"}
+    assert set(analysis) - {"roomConfidence"} == contract
     assert (analysis["provider"], analysis["model"]) == ("fake", "fake-vision-1")
     assert 0 < analysis["confidence"] <= 1
     items = analysis["items"]

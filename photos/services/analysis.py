@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -18,14 +16,18 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from ai_engine.catalogue import unit_volume
-from ai_engine.errors import AiError, error_from_exception
-from ai_engine.registry import provider_from_settings
-from ai_engine.types import AiProvider, PhotoAnalysis, Usage
+from ai_engine.engine import AiEngine, CallRecord
+from ai_engine.errors import AiError, ErrorCode, error_from_exception
+from ai_engine.prompts import PROMPT_VERSION
+from ai_engine.registry import engine_from_settings
+from ai_engine.types import AiProvider, PhotoAnalysis
 from aimetrics.services import aimetric_record
+from imaging.preflight import PreparedImage, image_preflight
+from moverz.broker import broker_redis
 from photos.models import Photo
 from photos.services.queueing import photo_send_analyze_on_commit
 from photos.signals import photo_done
+from photos.volumes import volume_catalogue
 
 logger = logging.getLogger(__name__)
 CENT = Decimal("0.01")
@@ -82,20 +84,30 @@ def retry_delay_ms(*, attempt: int, retry_after_s: float | None = None) -> int:
     return int(ceiling / 2 + random.uniform(0, ceiling / 2))
 
 
-def photo_analyze(*, photo_id: str, provider: AiProvider | None = None) -> Outcome:
-    """Analyse one photo. Safe to run any number of times for one photo: the claim decides."""
+def photo_analyze(
+    *, photo_id: str, engine: AiEngine | None = None, provider: AiProvider | None = None
+) -> Outcome:
+    """Analyse one photo. Safe to run any number of times for one photo: the claim decides.
+
+    `engine` (or a single `provider`) replaces the configured providers, for tests and tools.
+    """
     claim = photo_claim(photo_id=photo_id)
     if claim is None:
         return _not_claimed(photo_id)
     photo = claim.photo
-    provider = provider or provider_from_settings()
+    if engine is None:
+        engine = (
+            AiEngine([provider]) if provider else engine_from_settings(redis_client=broker_redis())
+        )
     try:
         with photo.image.open("rb") as handle:
-            image = handle.read()
-        analysis, room_type = _run_provider(photo, image, provider)
+            original = handle.read()
+        prepared = _preflight(original)
+        recorder = _MetricRecorder(photo, prepared.as_meta())
+        analysis, room_type = _ask_engine(photo, prepared, engine.with_recorder(recorder))
     except Exception as exc:  # every failure becomes data: a code, a message, a retry decision
         error = error_from_exception(exc)
-        if error.code == "UNKNOWN":
+        if error.code == ErrorCode.UNKNOWN:
             logger.exception("photo %s: unexpected failure", photo_id)
         return _store_failure(claim, error)
     return _store_done(claim, analysis, room_type)
@@ -113,72 +125,75 @@ def _not_claimed(photo_id: str) -> Outcome:
     return Outcome.BUSY
 
 
-def _run_provider(photo: Photo, image: bytes, provider: AiProvider) -> tuple[dict[str, Any], str]:
-    room_type = photo.room_type
-    if not room_type:
-        guess = _timed_call(photo, "detect_room", provider, lambda: provider.detect_room(image))
-        room_type = guess.room_type
-    result = _timed_call(
-        photo, "analyze_photo", provider, lambda: provider.analyze_photo(image, room_type)
-    )
-    return analysis_document(result), room_type
-
-
-def _timed_call[T](photo: Photo, operation: str, provider: AiProvider, call: Callable[[], T]) -> T:
-    """Run one provider call and write its AiMetric row, whatever the outcome."""
-    started = time.perf_counter()
-    meta = {
-        "photoId": str(photo.pk),
-        "projectId": str(photo.project_id),
-        "userId": photo.project.owner_id,
-    }
-    retries = max(photo.attempts - 1, 0)
+def _preflight(original: bytes) -> PreparedImage:
     try:
-        result = call()
+        return image_preflight(original)
     except Exception as exc:
-        error = error_from_exception(exc)
+        raise AiError(ErrorCode.BAD_INPUT, f"the stored image cannot be prepared: {exc}") from exc
+
+
+class _MetricRecorder:
+    """Writes one AiMetric row per provider call, with the photo's ids and the preflight figures."""
+
+    def __init__(self, photo: Photo, image_meta: dict[str, int]) -> None:
+        self.photo = photo
+        self.meta: dict[str, Any] = {
+            "photoId": str(photo.pk),
+            "projectId": str(photo.project_id),
+            "userId": photo.project.owner_id,
+            **image_meta,
+        }
+
+    def __call__(self, record: CallRecord) -> None:
+        meta = self.meta | record.extra
+        if record.error is not None:
+            meta["error"] = record.error.message
         aimetric_record(
-            provider=provider.name,
-            model=getattr(provider, "model", "") or "",
-            latency_ms=_elapsed_ms(started),
-            success=False,
-            error_type=error.code,
-            meta=meta | {"error": error.message},
-            operation=operation,
-            retries=retries,
-            photo_id=photo.pk,
-            project_id=photo.project_id,
+            provider=record.provider,
+            model=record.model,
+            operation=record.operation,
+            latency_ms=record.latency_ms,
+            success=record.success,
+            error_type=record.error.code if record.error else None,
+            retries=max(self.photo.attempts - 1, 0),
+            tokens_in=record.tokens_in,
+            tokens_out=record.tokens_out,
+            cost_usd=record.cost_usd,
+            photo_id=self.photo.pk,
+            project_id=self.photo.project_id,
+            meta=meta,
         )
-        raise error from exc
-    usage: Usage = result.usage  # type: ignore[attr-defined]
-    if isinstance(result, PhotoAnalysis):
-        meta["itemsCount"] = sum(item.quantity for item in result.items)
-    aimetric_record(
-        provider=usage.provider,
-        model=usage.model,
-        latency_ms=_elapsed_ms(started),
-        success=True,
-        tokens_in=usage.tokens_in,
-        tokens_out=usage.tokens_out,
-        meta=meta,
-        operation=operation,
-        retries=retries,
-        photo_id=photo.pk,
-        project_id=photo.project_id,
-    )
-    return result
 
 
-def _elapsed_ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
+def _ask_engine(
+    photo: Photo, prepared: PreparedImage, engine: AiEngine
+) -> tuple[dict[str, Any], str]:
+    room_type = photo.room_type
+    room_confidence = None
+    if not room_type:
+        guess = engine.detect_room(prepared.data)
+        room_type, room_confidence = guess.room_type, guess.confidence
+    catalogue = volume_catalogue()
+    result = engine.analyze_photo(prepared.data, room_type, catalogue.keys())
+    volumes = catalogue.volumes(item.key for item in result.items)
+    document = analysis_document(result, volumes=volumes)
+    if room_confidence is not None:
+        document["roomConfidence"] = room_confidence
+    return document, room_type
 
 
-def analysis_document(result: PhotoAnalysis) -> dict[str, Any]:
-    """The `analysis` JSON of the API contract, volumes from the catalogue."""
+def analysis_document(result: PhotoAnalysis, *, volumes: dict[str, Decimal]) -> dict[str, Any]:
+    """The `analysis` JSON of the API contract. An item's volume is its catalogue volume ×
+    quantity; an item the catalogue lacks keeps the model's estimate, flagged as such."""
     items = []
     total_volume = Decimal("0")
     for item in result.items:
-        volume = (unit_volume(item.key) * item.quantity).quantize(CENT, ROUND_HALF_UP)
+        unit = volumes.get(item.key)
+        source = "catalogue"
+        if unit is None:
+            unit = Decimal(str(item.volume_m3_estimate or 0))
+            source = "model"
+        volume = (unit * item.quantity).quantize(CENT, ROUND_HALF_UP)
         total_volume += volume
         items.append(
             {
@@ -187,6 +202,7 @@ def analysis_document(result: PhotoAnalysis) -> dict[str, Any]:
                 "category": item.category,
                 "quantity": item.quantity,
                 "volume_m3": float(volume),
+                "volumeSource": source,
                 "confidence": item.confidence,
                 "fragile": item.fragile,
                 "dismantle": item.dismantle,
@@ -201,6 +217,7 @@ def analysis_document(result: PhotoAnalysis) -> dict[str, Any]:
         "confidence": result.confidence,
         "provider": result.usage.provider,
         "model": result.usage.model,
+        "promptVersion": PROMPT_VERSION,
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
@@ -29,7 +31,10 @@ def photo_create(
     Raises `imaging.validation.ImageRejected` before anything is stored.
     """
     info = image_inspect(
-        data, max_bytes=settings.UPLOAD_MAX_BYTES, max_pixels=settings.UPLOAD_MAX_PIXELS
+        data,
+        max_bytes=settings.UPLOAD_MAX_BYTES,
+        max_pixels=settings.UPLOAD_MAX_PIXELS,
+        min_edge=settings.UPLOAD_MIN_EDGE,
     )
     photo = Photo(
         project=project,
@@ -38,6 +43,7 @@ def photo_create(
         image_bytes=info.size_bytes,
         image_width=info.width,
         image_height=info.height,
+        sha256=hashlib.sha256(data).hexdigest(),
     )
     # The file is written before the row; if the row fails, remove the file so nothing is left.
     photo.image.save("upload", ContentFile(data), save=False)
