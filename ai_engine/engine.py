@@ -12,7 +12,7 @@ from typing import Any
 
 from ai_engine.breaker import CircuitBreaker
 from ai_engine.errors import AiError, ErrorCode, error_from_exception
-from ai_engine.pricing import DEFAULT_PRICES, call_cost
+from ai_engine.pricing import DEFAULT_PRICES, call_cost, price_for
 from ai_engine.structured import InvalidOutput
 from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess
 
@@ -137,9 +137,7 @@ class AiEngine:
             if isinstance(result, PhotoAnalysis)
             else {"roomType": result.room_type, "roomConfidence": result.confidence}
         )
-        if usage.model not in self.prices and not any(
-            usage.model.startswith(f"{key}-") for key in self.prices
-        ):
+        if price_for(self.prices, usage.model) is None:
             logger.warning("no price for model %s: its cost is recorded as 0", usage.model)
         self.on_call(
             CallRecord(

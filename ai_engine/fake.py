@@ -10,8 +10,8 @@ import random
 import time
 from collections.abc import Sequence
 
-from ai_engine.catalogue import CATALOGUE
 from ai_engine.errors import AiError, ErrorCode
+from ai_engine.fake_items import CATALOGUE
 from ai_engine.types import ROOM_TYPES, DetectedItem, PhotoAnalysis, RoomGuess, Usage
 
 _ROOM_ITEMS: dict[str, tuple[str, ...]] = {

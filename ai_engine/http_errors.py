@@ -15,6 +15,7 @@ _QUOTA_MARKERS = (
     "spend_limit",
     "credit balance",
     "billing",
+    "usage limit",
 )
 
 
@@ -48,13 +49,15 @@ def error_for_status(
     """Map a provider's HTTP error to our codes. `detail` is the provider's own error text
     (type, code, message); credentials never reach it, and it is redacted anyway."""
     lowered = detail.lower()
+    if status in (400, 402, 403, 429) and any(marker in lowered for marker in _QUOTA_MARKERS):
+        # A spend limit or exhausted quota: retrying cannot help until someone pays. Anthropic
+        # has been seen to say so with a 400 ("workspace API usage limits"), OpenAI with a 429.
+        return AiError(
+            ErrorCode.RATE_LIMIT,
+            f"{provider}: quota or spend limit exhausted ({status}): {detail}",
+            retryable=False,
+        )
     if status == 429:
-        if any(marker in lowered for marker in _QUOTA_MARKERS):
-            return AiError(
-                ErrorCode.RATE_LIMIT,
-                f"{provider}: quota or spend limit exhausted (429): {detail}",
-                retryable=False,
-            )
         return AiError(
             ErrorCode.RATE_LIMIT,
             f"{provider}: rate limited (429)",

@@ -79,7 +79,9 @@ def inventory_sync(*, project_id: uuid.UUID | str) -> InventorySnapshot | None:
     return InventorySnapshot.objects.create(
         project_id=project_id,
         total_items=sum(room["itemsCount"] for room in rooms),
-        total_volume=sum((Decimal(str(room["volume_m3"])) for room in rooms), Decimal("0")),
+        total_volume=sum(
+            (Decimal(str(room["volume_m3"])) for room in rooms), Decimal("0")
+        ).quantize(Decimal("0.01")),
         rooms=rooms,
         photo_count=sum(len(room["photos"]) for room in rooms),
     )

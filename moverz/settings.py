@@ -178,13 +178,15 @@ PHOTO_RETRY_BASE_MS = env_int("PHOTO_RETRY_BASE_MS", 2_000)
 PHOTO_RETRY_MAX_MS = env_int("PHOTO_RETRY_MAX_MS", 60_000)
 PHOTO_LEASE_SECONDS = env_int("PHOTO_LEASE_SECONDS", 120)
 INVENTORY_SYNC_DELAY_MS = env_int("INVENTORY_SYNC_DELAY_MS", 500)
+# A PENDING photo owed a message for longer than this, with no live message, is stuck.
+PHOTO_RELAY_GRACE_SECONDS = env_int("PHOTO_RELAY_GRACE_SECONDS", 30)
 
 # --- AI providers ---------------------------------------------------------------------------
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 ANTHROPIC_BASE_URL = os.environ.get("ANTHROPIC_BASE_URL", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
-ANTHROPIC_MODEL = os.environ.get("ANTHROPIC_MODEL", "claude-sonnet-4-5")
+ANTHROPIC_MODEL = os.environ.get("ANTHROPIC_MODEL", "claude-sonnet-4-6")
 OPENAI_MODEL = os.environ.get("OPENAI_MODEL", "gpt-4.1-mini")
 AI_TIMEOUT_S = env_float("AI_TIMEOUT_S", 30.0)
 # Ordered fallback list. Default: the providers whose keys are set, else the fake provider.

@@ -5,6 +5,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from inventory.api import InventorySyncView, InventoryView
+from moverz.admin_views import queues_page
 from moverz.health import healthz
 from moverz.views import QueuesView
 from photos.api.views import (
@@ -31,5 +32,6 @@ urlpatterns = [
     path("api/queues", QueuesView.as_view(), name="queues"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("admin/queues/", admin.site.admin_view(queues_page), name="admin-queues"),
     path("admin/", admin.site.urls),
 ]

@@ -11,6 +11,8 @@ from rest_framework.test import APIClient
 
 from tests.factories import make_token, make_user
 
+pytest_plugins = ["tests.processes", "tests.s3server"]
+
 
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings: Any) -> None:

@@ -238,6 +238,10 @@ def test_dry_run_prints_and_changes_nothing(
     assert output.splitlines() == [
         f"would re-enqueue {first.pk} (PROVIDER_DOWN)",
         f"would re-enqueue {second.pk} (TIMEOUT)",
+        "error code     found  would re-enqueue  skipped",
+        "PROVIDER_DOWN      1                 1        0",
+        "TIMEOUT            1                 1        0",
+        "total              2                 2        0",
         "would re-enqueue 2 photo(s), skipped 0",
     ]
     for photo in (first, second):
@@ -291,3 +295,39 @@ def test_a_photo_already_owed_a_message_is_skipped(
     assert f"skipped {photo.pk}: already_queued" in output
     assert output.splitlines()[-1] == "re-enqueued 0 photo(s), skipped 1"
     assert photo_queue.all() == []
+
+
+def test_non_retryable_errors_need_force(
+    django_capture_on_commit_callbacks: Any, photo_queue: Any
+) -> None:
+    timeout = _failed_photo(code="TIMEOUT")
+    bad_input = _failed_photo(code="BAD_INPUT")
+    unknown = _failed_photo(code="UNKNOWN")
+
+    output = _requeue(django_capture_on_commit_callbacks)
+
+    assert _statuses(timeout, bad_input, unknown) == ["PENDING", "ERROR", "ERROR"]
+    assert output.splitlines()[-1] == "re-enqueued 1 photo(s), skipped 0"
+
+    output = _requeue(django_capture_on_commit_callbacks, "--force")
+
+    assert _statuses(bad_input, unknown) == ["PENDING", "PENDING"]
+    assert _queued_ids(photo_queue) == {str(p.pk) for p in (timeout, bad_input, unknown)}
+    assert "BAD_INPUT       1            1        0" in output
+    assert output.splitlines()[-1] == "re-enqueued 2 photo(s), skipped 0"
+
+
+def test_long_runs_draw_a_progress_bar_on_stderr(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    project = make_project()
+    for _ in range(25):
+        _failed_photo(project=project)
+    stdout, stderr = io.StringIO(), io.StringIO()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("requeue_failed", stdout=stdout, stderr=stderr)
+
+    assert "[" + "#" * 30 + "] 25/25" in stderr.getvalue()
+    assert "25/25" not in stdout.getvalue()
+    assert stdout.getvalue().splitlines()[-1] == "re-enqueued 25 photo(s), skipped 0"

@@ -6,32 +6,19 @@ show (AI metrics). The worker shares the test database and this process's Redis 
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from ai_engine.types import ROOM_TYPES
 from aimetrics.models import AiMetric
-from tests.factories import image_bytes, make_token, make_user
+from tests.factories import image_bytes
+from tests.processes import Api, Worker, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-POLL_TIMEOUT_S = 30.0
 ITEM_KEYS = {
     "key",
     "name",
@@ -43,162 +30,6 @@ ITEM_KEYS = {
     "fragile",
     "dismantle",
 }
-
-
-class Worker:
-    """A `manage.py rundramatiq` process; everything it prints goes to `log_path`."""
-
-    def __init__(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
-        self.process = process
-        self.log_path = log_path
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no worker log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def check_alive(self) -> None:
-        code = self.process.poll()
-        if code is not None:
-            pytest.fail(f"worker exited with {code}; log:\n{self.log_tail()}")
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (threads finish their message), then SIGKILL the group if it hangs."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            # The worker is the leader of its own session: this kills it and its children only.
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
-
-
-def _database_url() -> str:
-    """The URL of the database this test uses (the test database, not the configured one)."""
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = db["HOST"] or "127.0.0.1"
-    port = db["PORT"] or 5432
-    return f"postgres://{credentials}@{host}:{port}/{db['NAME']}"
-
-
-@pytest.fixture
-def start_worker(
-    transactional_db: Any, live_server: Any, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., Worker]]:
-    """Starts workers with extra environment variables; stops them before the database flush.
-
-    Depending on `transactional_db` makes this fixture's teardown run before the flush, so no
-    worker connection holds a lock the flush waits for (or outlives the test database).
-    """
-    workers: list[Worker] = []
-    failures_before = request.session.testsfailed
-
-    def start(**extra_env: str) -> Worker:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "moverz.settings",
-            "DATABASE_URL": _database_url(),
-            "DRAMATIQ_NAMESPACE": settings.DRAMATIQ_NAMESPACE,
-            "PYTHONUNBUFFERED": "1",
-            **extra_env,
-        }
-        log_path = tmp_path / f"worker-{len(workers)}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "manage.py",
-                    "rundramatiq",
-                    "--processes",
-                    "1",
-                    "--threads",
-                    "4",
-                ],
-                cwd=REPO_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        worker = Worker(process, log_path)
-        workers.append(worker)
-        return worker
-
-    yield start
-
-    for worker in workers:
-        worker.stop()
-    if request.session.testsfailed > failures_before:
-        capture = request.config.pluginmanager.getplugin("capturemanager")
-        with capture.global_and_fixture_disabled():
-            for worker in workers:
-                print(f"\n--- tail of {worker.log_path} ---\n{worker.log_tail()}\n---")
-
-
-class Api:
-    """A token-authenticated JSON client over urllib."""
-
-    def __init__(self, base_url: str, token: str) -> None:
-        self.base_url = base_url
-        self.token = token
-
-    def request(
-        self, method: str, path: str, body: bytes | None = None, content_type: str | None = None
-    ) -> tuple[int, Any]:
-        headers = {"Authorization": f"Token {self.token}", "Accept": "application/json"}
-        if content_type:
-            headers["Content-Type"] = content_type
-        req = urllib.request.Request(
-            self.base_url + path, data=body, headers=headers, method=method
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=10) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            payload = error.read()
-            return error.code, json.loads(payload) if payload else None
-
-    def get(self, path: str) -> tuple[int, Any]:
-        return self.request("GET", path)
-
-    def post_json(self, path: str, data: dict[str, Any]) -> tuple[int, Any]:
-        return self.request("POST", path, json.dumps(data).encode(), "application/json")
-
-    def post_multipart(
-        self, path: str, fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]
-    ) -> tuple[int, Any]:
-        boundary = f"----moverz-{uuid.uuid4().hex}"
-        parts: list[bytes] = []
-        for name, value in fields.items():
-            parts.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                f"{value}\r\n".encode()
-            )
-        for name, (filename, content, mime) in files.items():
-            parts.append(
-                f"--{boundary}\r\nContent-Disposition: form-data; name="
-                f'"{name}"; filename="{filename}"\r\nContent-Type: {mime}\r\n\r\n'.encode()
-                + content
-                + b"\r\n"
-            )
-        parts.append(f"--{boundary}--\r\n".encode())
-        return self.request(
-            "POST", path, b"".join(parts), f"multipart/form-data; boundary={boundary}"
-        )
-
-
-@pytest.fixture
-def client_api(live_server: Any) -> Api:
-    user = make_user()
-    return Api(live_server.url, make_token(user))
 
 
 def _create_project(api: Api) -> str:
@@ -220,22 +51,6 @@ def _upload(api: Api, project_id: str, *, seed: int, room_type: str | None = Non
     assert body["photo"]["status"] == "PENDING"
     assert body["jobId"] == f"photo-{body['photo']['id']}"
     return str(body["photo"]["id"])
-
-
-def _poll[T](
-    worker: Worker, what: str, probe: Callable[[], T | None], timeout: float = POLL_TIMEOUT_S
-) -> T:
-    """Call `probe` until it returns something; fail early if the worker dies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        worker.check_alive()
-        result = probe()
-        if result is not None:
-            return result
-        time.sleep(0.05)
-    pytest.fail(
-        f"timed out after {timeout:.0f} s waiting for {what}; worker log:\n{worker.log_tail()}"
-    )
 
 
 def _photo_when(api: Api, photo_id: str, statuses: set[str]) -> Callable[[], Any]:
@@ -279,7 +94,7 @@ def test_upload_analyse_and_build_the_inventory(
 
     # The first poll also waits for the worker to start: no fixed sleep.
     photos = [
-        _poll(worker, f"photo {pid} DONE", _photo_when(client_api, pid, {"DONE", "ERROR"}))
+        poll(worker, f"photo {pid} DONE", _photo_when(client_api, pid, {"DONE", "ERROR"}))
         for pid in photo_ids
     ]
 
@@ -298,7 +113,7 @@ def test_upload_analyse_and_build_the_inventory(
         assert status in {200, 404}, body
         return body if status == 200 and body["photoCount"] == 3 else None
 
-    inventory = _poll(worker, "an inventory of 3 photos", inventory_complete)
+    inventory = poll(worker, "an inventory of 3 photos", inventory_complete)
 
     assert inventory["projectId"] == project_id
     assert inventory["totalItems"] == expected_items
@@ -333,7 +148,7 @@ def test_provider_timeouts_end_in_error_after_max_attempts(
     project_id = _create_project(client_api)
     photo_id = _upload(client_api, project_id, seed=21, room_type="bedroom")
 
-    photo = _poll(worker, "photo ERROR", _photo_when(client_api, photo_id, {"DONE", "ERROR"}))
+    photo = poll(worker, "photo ERROR", _photo_when(client_api, photo_id, {"DONE", "ERROR"}))
 
     assert (photo["status"], photo["errorCode"], photo["attempts"]) == ("ERROR", "TIMEOUT", 2)
     assert photo["errorMessage"] == "fake provider: injected TIMEOUT failure"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ai_engine.errors import ErrorCode
+from ai_engine.errors import RETRYABLE_CODES, ErrorCode
+from moverz.progress import ProgressBar, format_table
 from photos.models import Photo
 from photos.services.queueing import EnqueueStatus, photo_enqueue
 
@@ -39,7 +41,11 @@ def parse_since(value: str) -> datetime:
 
 
 class Command(BaseCommand):
-    help = "Re-enqueue photos in ERROR (all, or filtered by error code, project, age)."
+    help = (
+        "Re-enqueue photos in ERROR (all, or filtered by error code, project, age). Photos whose "
+        "error is not retryable (BAD_INPUT, UNKNOWN) are left alone unless --force is given or "
+        "--error-code names their code."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--error-code", choices=[code.value for code in ErrorCode])
@@ -51,11 +57,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="List what would be re-enqueued."
         )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Also re-enqueue photos whose error is not retryable (BAD_INPUT, UNKNOWN).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         photos = Photo.objects.filter(status=Photo.Status.ERROR).order_by("updated_at")
         if options["error_code"]:
             photos = photos.filter(error_code=options["error_code"])
+        elif not options["force"]:
+            photos = photos.filter(error_code__in=[code.value for code in RETRYABLE_CODES])
         if options["project"]:
             try:
                 project_id = uuid.UUID(options["project"])
@@ -71,18 +84,34 @@ class Command(BaseCommand):
                 raise CommandError("--limit must be at least 1")
             photos = photos[: options["limit"]]
 
-        enqueued = skipped = 0
-        for photo in photos.iterator():
+        selected = list(photos.only("id", "error_code", "status", "queued_at"))
+        progress = ProgressBar(self.stderr._out, len(selected))  # type: ignore[attr-defined]
+        found: Counter[str] = Counter()
+        done: Counter[str] = Counter()
+        for photo in selected:
+            code = photo.error_code or "?"
+            found[code] += 1
             if options["dry_run"]:
-                self.stdout.write(f"would re-enqueue {photo.pk} ({photo.error_code})")
-                enqueued += 1
-                continue
-            result = photo_enqueue(photo=photo)
-            if result.status == EnqueueStatus.ENQUEUED:
-                enqueued += 1
-                self.stdout.write(f"re-enqueued {photo.pk} ({photo.error_code})")
+                self.stdout.write(f"would re-enqueue {photo.pk} ({code})")
+                done[code] += 1
+            elif (result := photo_enqueue(photo=photo)).status == EnqueueStatus.ENQUEUED:
+                self.stdout.write(f"re-enqueued {photo.pk} ({code})")
+                done[code] += 1
             else:
-                skipped += 1
                 self.stdout.write(f"skipped {photo.pk}: {result.status}")
+            progress.advance()
+
         verb = "would re-enqueue" if options["dry_run"] else "re-enqueued"
-        self.stdout.write(self.style.SUCCESS(f"{verb} {enqueued} photo(s), skipped {skipped}"))
+        if found:
+            rows = [
+                [code, found[code], done[code], found[code] - done[code]] for code in sorted(found)
+            ]
+            total = sum(found.values()), sum(done.values())
+            rows.append(["total", total[0], total[1], total[0] - total[1]])
+            self.stdout.write(format_table(["error code", "found", verb, "skipped"], rows))
+        enqueued = sum(done.values())
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{verb} {enqueued} photo(s), skipped {sum(found.values()) - enqueued}"
+            )
+        )

@@ -1,7 +1,7 @@
-"""Reference volumes (m³) of the items a mover carries.
+"""The fake provider's item table: names, categories and its "estimated" volumes.
 
-Figures are the French movers' guides' column of shared/reference/volumes.md; a staff-editable
-catalogue replaces this table in a later issue.
+The volumes that count are the staff-editable catalogue's (inventory.VolumeCatalogueEntry), whose
+keys these match; the fake provider only uses these to answer like a model would.
 """
 
 from __future__ import annotations
@@ -50,10 +50,3 @@ _ENTRIES = [
 ]
 
 CATALOGUE: dict[str, CatalogueEntry] = {entry.key: entry for entry in _ENTRIES}
-UNKNOWN_ITEM_VOLUME_M3 = Decimal("0.5")
-
-
-def unit_volume(key: str) -> Decimal:
-    """Volume of one item; an item the catalogue does not know counts as 0.5 m³."""
-    entry = CATALOGUE.get(key)
-    return entry.volume_m3 if entry else UNKNOWN_ITEM_VOLUME_M3

@@ -1,0 +1,518 @@
+"""A fake AI provider speaking HTTP, for tests, benchmarks and chaos tests.
+
+It answers the two endpoints our SDK-backed providers call, in the providers' own wire format:
+
+- Anthropic Messages API: `POST /v1/messages` (point the SDK's `base_url` at `server.url`);
+- OpenAI Chat Completions: `POST /v1/chat/completions` (point `base_url` at `server.openai_url`).
+
+A good answer is derived from a hash of the image, so one image always gets one answer. Tests
+script what comes next (`server.script(status=529)`), ask for answers that break our schema
+(`malformed=True`), or turn on latency and random faults; every request received is recorded.
+
+In-process: `with running_fake_ai(latency_ms=5) as server: ...`.
+As its own process: `python -m tests.fakeai --port 0 --fault-rate 0.2` prints the port it listens
+on, then serves until SIGTERM or Ctrl-C.
+
+Only the standard library (plus our room list), so it can run anywhere our tests run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import hashlib
+import json
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ai_engine.types import ROOM_TYPES
+
+ANTHROPIC = "anthropic"
+OPENAI = "openai"
+ANTHROPIC_PATH = "/v1/messages"
+OPENAI_PATH = "/v1/chat/completions"
+
+#: Items the fake reports: (key, name, category, fragile, dismantle, volume of one, m³).
+ITEMS: tuple[tuple[str, str, str, bool, bool, float], ...] = (
+    ("sofa_3_seat", "3-seat sofa", "furniture", False, False, 2.0),
+    ("chair", "Chair", "furniture", False, False, 0.3),
+    ("carton", "Standard carton", "box", False, False, 0.06),
+    ("television", "Television", "electronics", True, False, 0.3),
+    ("bookcase", "Bookcase", "furniture", False, True, 1.0),
+)
+
+# The error `type` each status carries in the real APIs' bodies.
+_ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+_OPENAI_ERRORS: dict[int, tuple[str, str | None]] = {  # status → (type, code)
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "unsupported_country_region_territory"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+}
+
+
+def anthropic_error(error_type: str, message: str) -> dict[str, Any]:
+    """An error body as the Anthropic API sends it."""
+    return {
+        "type": "error",
+        "error": {"type": error_type, "message": message},
+        "request_id": f"req_{uuid.uuid4().hex[:24]}",
+    }
+
+
+def openai_error(message: str, error_type: str, code: str | None = None) -> dict[str, Any]:
+    """An error body as the OpenAI API sends it."""
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+def default_error_body(provider: str, status: int) -> dict[str, Any]:
+    message = f"fake {provider} error {status}"
+    if provider == OPENAI and status == 401:  # the real API echoes a masked key
+        message = "Incorrect API key provided: test-****-123. You can find your API key at ..."
+    if provider == ANTHROPIC:
+        return anthropic_error(_ANTHROPIC_ERROR_TYPES.get(status, "api_error"), message)
+    error_type, code = _OPENAI_ERRORS.get(status, ("server_error" if status >= 500 else "", None))
+    return openai_error(message, error_type or "invalid_request_error", code)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the server received, as the SDK sent it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # names lower-cased
+    body: Any  # the parsed JSON, or None
+    provider: str | None
+    received_at: float
+
+    @property
+    def image_b64(self) -> str:
+        return image_b64_of(self.body)
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """What to answer to one request. status 200 with no body: the good (or malformed) answer."""
+
+    status: int = 200
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    provider: str | None = None  # None: whichever provider asks next
+    malformed: bool = False
+
+
+def image_b64_of(body: Any) -> str:
+    """The base64 image data in a request body ("" when there is none)."""
+    if not isinstance(body, dict):
+        return ""
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "image":
+                return str((block.get("source") or {}).get("data") or "")
+            if block.get("type") == "image_url":
+                url = str((block.get("image_url") or {}).get("url") or "")
+                return url.partition("base64,")[2]
+    return ""
+
+
+def room_answer(image_b64: str) -> dict[str, Any]:
+    digest = hashlib.sha256(image_b64.encode()).digest()
+    room = ROOM_TYPES[digest[0] % (len(ROOM_TYPES) - 1)]  # never "other"
+    return {"room_type": room, "confidence": round(0.6 + (digest[1] % 40) / 100, 2)}
+
+
+def items_answer(image_b64: str) -> dict[str, Any]:
+    digest = hashlib.sha256(image_b64.encode()).digest()
+    count = 1 + digest[2] % len(ITEMS)
+    items = []
+    for index in range(count):
+        key, name, category, fragile, dismantle, volume = ITEMS[(digest[3] + index) % len(ITEMS)]
+        items.append(
+            {
+                "key": key,
+                "name": name,
+                "category": category,
+                "quantity": 1 + digest[4 + index] % 3,
+                "confidence": round(0.5 + (digest[10 + index] % 50) / 100, 2),
+                "fragile": fragile,
+                "dismantle": dismantle,
+                "volume_m3_estimate": volume,
+            }
+        )
+    return {"items": items, "confidence": round(0.55 + (digest[20] % 45) / 100, 2)}
+
+
+def _answer_for(kind: str, image_b64: str, malformed: bool) -> dict[str, Any]:
+    """The answer for a tool / schema name; `malformed` drops required fields."""
+    if kind in ("report_items", "items"):
+        answer = items_answer(image_b64)
+        return {"items": [{"key": "chair", "quantity": "two"}]} if malformed else answer
+    answer = room_answer(image_b64)
+    return {"room_type": answer["room_type"]} if malformed else answer
+
+
+class FakeAiServer:
+    """The server. Thread-safe: handlers run on their own threads, tests script from theirs."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_ms: int = 0,
+        fault_rate: float = 0.0,
+        fault_delay_s: float = 5.0,
+        malformed: bool = False,
+        tokens_in: int = 1000,
+        tokens_out: int = 500,
+        response_model: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.latency_ms = latency_ms
+        self.fault_rate = fault_rate
+        #: How long a "too slow" fault waits: make it longer than the clients' timeout.
+        self.fault_delay_s = fault_delay_s
+        self.malformed = malformed
+        self.tokens_in = tokens_in
+        self.tokens_out = tokens_out
+        #: The model the answers name; None echoes the request's. (The real OpenAI API answers
+        #: with a dated snapshot: "gpt-4.1-mini" comes back as "gpt-4.1-mini-2025-04-14".)
+        self.response_model = response_model
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._scripts: collections.deque[Scripted] = collections.deque()
+        self._requests: list[RecordedRequest] = []
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.fake = self
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL for the Anthropic SDK (it appends `/v1/messages`)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_url(self) -> str:
+        """Base URL for the OpenAI SDK (it appends `/chat/completions`)."""
+        return f"{self.url}/v1"
+
+    def start(self) -> FakeAiServer:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"fakeai-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve on this thread until interrupted (the command-line mode)."""
+        try:
+            self._httpd.serve_forever(poll_interval=0.05)
+        finally:
+            self._stopping.set()
+            self._httpd.server_close()
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes handlers sleeping in a delay
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:  # keep-alive connections the SDKs hold in their pools
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self._httpd.server_close()
+
+    def __enter__(self) -> FakeAiServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- programming it ----------------------------------------------------------------------
+
+    def script(
+        self,
+        *,
+        status: int = 200,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        delay_s: float = 0.0,
+        provider: str | None = None,
+        malformed: bool = False,
+        times: int = 1,
+    ) -> None:
+        """Queue the answer to the next request (of `provider`, if given); `times` queues it
+        several times. An error status with no body gets the provider's usual error body."""
+        entry = Scripted(status, body, dict(headers or {}), delay_s, provider, malformed)
+        with self._lock:
+            self._scripts.extend([entry] * times)
+
+    def reset(self) -> None:
+        """Forget scripted answers and recorded requests."""
+        with self._lock:
+            self._scripts.clear()
+            self._requests.clear()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def requests_for(self, provider: str) -> list[RecordedRequest]:
+        return [request for request in self.requests if request.provider == provider]
+
+    # -- answering (called on handler threads) -----------------------------------------------
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def _next(self, provider: str | None) -> Scripted | None:
+        with self._lock:
+            for index, entry in enumerate(self._scripts):
+                if entry.provider in (None, provider):
+                    del self._scripts[index]
+                    return entry
+            if self.fault_rate and self._rng.random() < self.fault_rate:
+                return self._fault()
+        return None
+
+    def _fault(self) -> Scripted:
+        kind = self._rng.choice(("rate_limit", "overloaded", "server_error", "slow"))
+        if kind == "rate_limit":
+            return Scripted(429, headers={"retry-after": "1"})
+        if kind == "overloaded":
+            return Scripted(529)
+        if kind == "server_error":
+            return Scripted(500)
+        return Scripted(delay_s=self.fault_delay_s)
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+    def respond(self, provider: str | None, body: Any) -> tuple[int, dict[str, str], Any]:
+        """Status, headers and JSON body for one request."""
+        self._sleep(self.latency_ms / 1000)
+        entry = self._next(provider) or Scripted()
+        self._sleep(entry.delay_s)
+        headers = dict(entry.headers)
+        if provider is None:
+            return 404, headers, openai_error("unknown path", "invalid_request_error")
+        if entry.body is not None:
+            return entry.status, headers, entry.body
+        if entry.status != 200:
+            return entry.status, headers, default_error_body(provider, entry.status)
+        if not isinstance(body, dict):
+            return 400, headers, default_error_body(provider, 400)
+        malformed = entry.malformed or self.malformed
+        if provider == ANTHROPIC:
+            return 200, headers, self._anthropic_message(body, malformed)
+        return 200, headers, self._chat_completion(body, malformed)
+
+    def _anthropic_message(self, request: dict[str, Any], malformed: bool) -> dict[str, Any]:
+        tool = str((request.get("tool_choice") or {}).get("name") or "report_room")
+        answer = _answer_for(tool, image_b64_of(request), malformed)
+        return {
+            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "type": "message",
+            "role": "assistant",
+            "model": self.response_model or request.get("model", ""),
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_{uuid.uuid4().hex[:24]}",
+                    "name": tool,
+                    "input": answer,
+                }
+            ],
+            "stop_reason": "tool_use",
+            "stop_sequence": None,
+            "usage": {"input_tokens": self.tokens_in, "output_tokens": self.tokens_out},
+        }
+
+    def _chat_completion(self, request: dict[str, Any], malformed: bool) -> dict[str, Any]:
+        schema = ((request.get("response_format") or {}).get("json_schema") or {}).get("name")
+        answer = _answer_for(str(schema or "room"), image_b64_of(request), False)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.response_model or request.get("model", ""),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": "not json" if malformed else json.dumps(answer),
+                        "refusal": None,
+                    },
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": self.tokens_in,
+                "completion_tokens": self.tokens_out,
+                "total_tokens": self.tokens_in + self.tokens_out,
+            },
+        }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeAiServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timeout) leaves a broken pipe behind: not worth a traceback.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDKs' connection pools expect
+    server: _Server
+    timeout = 30  # an idle keep-alive connection is dropped after this
+
+    def setup(self) -> None:
+        super().setup()
+        fake = self.server.fake
+        with fake._lock:
+            fake._connections.add(self.connection)
+
+    def finish(self) -> None:
+        fake = self.server.fake
+        with fake._lock:
+            fake._connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self._send(200, {}, {"status": "ok"})
+        else:
+            self._send(404, {}, openai_error("unknown path", "invalid_request_error"))
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        path = self.path.split("?", 1)[0]
+        provider = ANTHROPIC if path == ANTHROPIC_PATH else None
+        if path.endswith("/chat/completions"):
+            provider = OPENAI
+        fake = self.server.fake
+        fake._record(
+            RecordedRequest(
+                method="POST",
+                path=path,
+                headers={key.lower(): value for key, value in self.headers.items()},
+                body=body,
+                provider=provider,
+                received_at=time.time(),
+            )
+        )
+        status, headers, payload = fake.respond(provider, body)
+        self._send(status, headers, payload)
+
+    def _send(self, status: int, headers: Mapping[str, str], payload: Any) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.send_header("request-id", f"req_{uuid.uuid4().hex[:24]}")
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True  # the client went away (it timed out)
+
+
+@contextlib.contextmanager
+def running_fake_ai(**options: Any) -> Iterator[FakeAiServer]:
+    """A started server on an ephemeral port, stopped on exit. Options: see `FakeAiServer`."""
+    server = FakeAiServer(**options).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Fake Anthropic/OpenAI HTTP server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
+    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--fault-delay-s", type=float, default=5.0)
+    parser.add_argument("--malformed", action="store_true")
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args(argv)
+    server = FakeAiServer(
+        host=args.host,
+        port=args.port,
+        latency_ms=args.latency_ms,
+        fault_rate=args.fault_rate,
+        fault_delay_s=args.fault_delay_s,
+        malformed=args.malformed,
+        seed=args.seed,
+    )
+
+    def _stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    print(server.port, flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

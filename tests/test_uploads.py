@@ -1,0 +1,280 @@
+"""Upload validation: the real format is sniffed from the bytes, and bad files store nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import time
+import warnings
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pillow_heif
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+from rest_framework.test import APIClient
+
+from imaging.validation import ImageInfo, ImageRejected, image_inspect
+from photos.models import Photo, Project
+from tests.factories import make_project
+
+pillow_heif.register_heif_opener()
+
+PILLOW_LIMIT = Image.MAX_IMAGE_PIXELS or 89_478_485
+LIMITS: dict[str, int] = {"max_bytes": 15 * 1024 * 1024, "max_pixels": 50_000_000}
+
+
+# --- images -------------------------------------------------------------------------------------
+
+
+def _photo(fmt: str, size: tuple[int, int] = (320, 240), **options: Any) -> bytes:
+    """A real image in `fmt`, with noise so that compressed data spans many bytes."""
+    noise = Image.frombytes("L", size, os.urandom(size[0] * size[1]))
+    image = Image.merge("RGB", (noise, Image.linear_gradient("L").resize(size), noise))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A valid, tiny PNG header declaring `width` × `height` 1-bit pixels, with one row of data.
+
+    Only the header is needed to size the image: this is what a decompression bomb looks like
+    before anything is decoded.
+    """
+    row = b"\x00" + b"\x00" * ((width + 7) // 8)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        + _png_chunk(b"IDAT", zlib.compress(row))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+ACCEPTED = [
+    pytest.param("JPEG", "jpg", id="jpeg"),
+    pytest.param("PNG", "png", id="png"),
+    pytest.param("WEBP", "webp", id="webp"),
+    pytest.param("HEIF", "heic", id="heic"),
+]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _upload(
+    api: APIClient,
+    project: Project,
+    data: bytes,
+    *,
+    filename: str = "photo.jpg",
+    content_type: str = "image/jpeg",
+) -> Any:
+    image = SimpleUploadedFile(filename, data, content_type=content_type)
+    return api.post(
+        "/api/photos", {"image": image, "projectId": str(project.pk)}, format="multipart"
+    )
+
+
+def _stored_files(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+@pytest.fixture
+def media_root(settings: Any, tmp_path: Path) -> Path:
+    """An empty MEDIA_ROOT of this test alone, so a walk shows exactly what the test stored."""
+    root = tmp_path / "media"
+    settings.MEDIA_ROOT = root
+    return root
+
+
+@pytest.fixture
+def project(user: Any) -> Project:
+    return make_project(owner=user, name="Our move")
+
+
+def _assert_nothing_stored(media_root: Path) -> None:
+    assert not Photo.objects.exists()
+    assert _stored_files(media_root) == []
+
+
+# --- image_inspect ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "extension"), ACCEPTED)
+def test_inspect_reads_the_format_and_size_from_the_bytes(fmt: str, extension: str) -> None:
+    data = _photo(fmt, (320, 240))
+
+    info = image_inspect(data, **LIMITS)
+
+    assert info == ImageInfo(fmt, extension, 320, 240, len(data))
+
+
+def test_inspect_over_the_byte_limit_is_413() -> None:
+    data = _photo("JPEG")
+
+    with pytest.raises(ImageRejected) as rejected:
+        image_inspect(data, max_bytes=len(data) - 1, max_pixels=50_000_000)
+
+    assert rejected.value.status_code == 413
+
+
+def test_inspect_rejects_a_bomb_in_pillows_warning_range_without_leaking_the_warning() -> None:
+    # Between 1x and 2x its limit Pillow only warns; our own pixel limit is set out of the way so
+    # that only the warning-turned-error stands between this file and a full decode.
+    data = _png_declaring(10_000, 10_000)
+    assert PILLOW_LIMIT < 10_000 * 10_000 < 2 * PILLOW_LIMIT
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageRejected) as rejected:
+            image_inspect(data, max_bytes=len(data), max_pixels=10**12)
+
+    assert "decompression bomb" in rejected.value.message
+    assert rejected.value.status_code == 400
+    assert [str(w.message) for w in caught] == []
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "extension"), ACCEPTED)
+def test_upload_stores_each_accepted_format_under_its_extension_with_its_hash(
+    api: APIClient, project: Project, media_root: Path, fmt: str, extension: str
+) -> None:
+    data = _photo(fmt, (400, 300))
+
+    response = _upload(api, project, data, filename=f"room.{extension}")
+
+    assert response.status_code == 201, response.json()
+    photo = Photo.objects.get(pk=response.json()["photo"]["id"])
+    assert photo.image_format == extension
+    assert (photo.image_width, photo.image_height, photo.image_bytes) == (400, 300, len(data))
+    assert photo.sha256 == hashlib.sha256(data).hexdigest()
+    stored = media_root / f"photos/{project.pk}/{photo.pk}.{extension}"
+    assert _stored_files(media_root) == [stored]
+    assert stored.read_bytes() == data
+
+
+def test_png_sent_as_a_jpeg_is_stored_as_png(
+    api: APIClient, project: Project, media_root: Path
+) -> None:
+    data = _photo("PNG")
+
+    response = _upload(api, project, data, filename="x.jpg", content_type="image/jpeg")
+
+    assert response.status_code == 201
+    photo = Photo.objects.get(pk=response.json()["photo"]["id"])
+    assert photo.image_format == "png"
+    assert (photo.image.name or "").endswith(".png")
+    assert photo.sha256 == hashlib.sha256(data).hexdigest()
+    assert [path.suffix for path in _stored_files(media_root)] == [".png"]
+
+
+REJECTED = [
+    pytest.param(b"Shopping list: boxes, tape, a van.\n" * 20, "not an image", id="text-as-jpg"),
+    pytest.param(_photo("GIF"), "Unsupported image format GIF", id="gif"),
+    pytest.param(_photo("JPEG", (800, 600))[:-4000], "damaged or truncated", id="jpeg-truncated"),
+    pytest.param(
+        _photo("JPEG", (800, 600), progressive=True)[:-4000],
+        "damaged or truncated",
+        id="progressive-jpeg-truncated",
+    ),
+    pytest.param(_photo("PNG", (800, 600))[:-4000], "damaged or truncated", id="png-truncated"),
+    pytest.param(_photo("WEBP", (800, 600))[:-4000], "damaged or truncated", id="webp-truncated"),
+    pytest.param(_photo("JPEG", (640, 199)), "200", id="short-side-199"),
+    pytest.param(_photo("PNG", (150, 900)), "200", id="short-side-150-portrait"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), REJECTED)
+def test_bad_upload_is_400_with_the_reason_and_stores_nothing(
+    api: APIClient, project: Project, media_root: Path, data: bytes, message: str
+) -> None:
+    response = _upload(api, project, data)
+
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    _assert_nothing_stored(media_root)
+
+
+def test_short_side_of_exactly_200_pixels_is_accepted(
+    api: APIClient, project: Project, media_root: Path
+) -> None:
+    response = _upload(api, project, _photo("JPEG", (200, 1000)))
+
+    assert response.status_code == 201
+    assert len(_stored_files(media_root)) == 1
+
+
+def test_decompression_bomb_is_400_quickly_without_a_warning(
+    api: APIClient, project: Project, media_root: Path
+) -> None:
+    data = _png_declaring(20_000, 20_000)
+    assert len(data) < 10_000
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        started = time.perf_counter()
+        response = _upload(api, project, data, filename="bomb.png", content_type="image/png")
+        elapsed = time.perf_counter() - started
+
+    assert response.status_code == 400
+    assert "pixels" in response.json()["error"]
+    assert elapsed < 1.0
+    assert [str(w.message) for w in caught] == []
+    _assert_nothing_stored(media_root)
+
+
+@pytest.mark.parametrize(
+    ("max_pixels", "message"),
+    [
+        pytest.param(None, "pixels", id="default-limit"),
+        # With our own limit out of the way, only Pillow's warning, made an error, stops it.
+        pytest.param(10**12, "too many pixels (a decompression bomb)", id="no-own-limit"),
+    ],
+)
+def test_image_in_pillows_warning_range_is_400(
+    api: APIClient,
+    project: Project,
+    media_root: Path,
+    settings: Any,
+    max_pixels: int | None,
+    message: str,
+) -> None:
+    if max_pixels is not None:
+        settings.UPLOAD_MAX_PIXELS = max_pixels
+    data = _png_declaring(10_000, 10_000)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        started = time.perf_counter()
+        response = _upload(api, project, data, filename="big.png", content_type="image/png")
+        elapsed = time.perf_counter() - started
+
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert elapsed < 1.0
+    assert [str(w.message) for w in caught] == []
+    _assert_nothing_stored(media_root)
+
+
+def test_upload_over_the_byte_limit_is_413_and_stores_nothing(
+    api: APIClient, project: Project, media_root: Path, settings: Any
+) -> None:
+    data = _photo("JPEG")
+    settings.UPLOAD_MAX_BYTES = len(data) - 1
+
+    response = _upload(api, project, data)
+
+    assert response.status_code == 413
+    assert str(len(data) - 1) in response.json()["error"]
+    _assert_nothing_stored(media_root)
