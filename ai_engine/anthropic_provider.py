@@ -7,7 +7,7 @@ from typing import Any
 
 import anthropic
 
-from ai_engine.errors import AiError, ErrorCode
+from ai_engine.errors import AiError, ErrorCode, register_secret
 from ai_engine.http_errors import error_for_status
 from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, items_prompt, provider_schema, room_prompt
 from ai_engine.sdk_common import error_detail, image_b64
@@ -34,6 +34,7 @@ class AnthropicProvider:
     ) -> None:
         self.model = model
         self.max_tokens = max_tokens
+        register_secret(api_key)  # never in a message, whatever the provider echoes
         self._client = anthropic.Anthropic(
             api_key=api_key, base_url=base_url or None, timeout=timeout_s, max_retries=0
         )

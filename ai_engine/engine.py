@@ -14,7 +14,7 @@ from ai_engine.breaker import CircuitBreaker
 from ai_engine.errors import AiError, ErrorCode, error_from_exception
 from ai_engine.pricing import DEFAULT_PRICES, call_cost, price_for
 from ai_engine.structured import InvalidOutput
-from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess
+from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess, answer_to_json
 
 logger = logging.getLogger(__name__)
 
@@ -132,11 +132,9 @@ class AiEngine:
                 raise
             raise error from exc
         usage = result.usage
-        extra: dict[str, Any] = (
-            {"itemsCount": sum(item.quantity for item in result.items)}
-            if isinstance(result, PhotoAnalysis)
-            else {"roomType": result.room_type, "roomConfidence": result.confidence}
-        )
+        extra: dict[str, Any] = {"answer": answer_to_json(result)}
+        if isinstance(result, PhotoAnalysis):
+            extra["itemsCount"] = sum(item.quantity for item in result.items)
         if price_for(self.prices, usage.model) is None:
             logger.warning("no price for model %s: its cost is recorded as 0", usage.model)
         self.on_call(

@@ -20,7 +20,11 @@ RETRYABLE_CODES = frozenset(
 )
 MESSAGE_MAX_LENGTH = 200
 
-# Anything that looks like a credential is masked before a message is stored or logged.
+# Anything that looks like a credential is masked before a message is stored or logged: the
+# configured keys themselves (whatever they look like: a gateway's keys need not start with
+# "sk-"), then the usual shapes of keys and auth headers.
+_known_secrets: set[str] = set()
+_MIN_SECRET_LENGTH = 8  # shorter values would mask ordinary words
 _SECRET_PATTERNS = [
     re.compile(r"sk-[A-Za-z0-9_\-]{6,}"),
     re.compile(
@@ -30,8 +34,17 @@ _SECRET_PATTERNS = [
 ]
 
 
+def register_secret(value: str | None) -> None:
+    """Mask this exact value in every message from now on. Providers register their API keys:
+    a provider or a proxy may echo the key in an error body, or a model in its answer."""
+    if value and len(value) >= _MIN_SECRET_LENGTH:
+        _known_secrets.add(value)
+
+
 def redact(text: str) -> str:
-    """Mask API keys and auth headers in free text."""
+    """Mask the registered secrets, API keys and auth headers in free text."""
+    for secret in sorted(_known_secrets, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
     text = _SECRET_PATTERNS[0].sub("[redacted]", text)
     return _SECRET_PATTERNS[1].sub(r"\1\2\3[redacted]", text)
 

@@ -47,7 +47,8 @@ def error_for_status(
     detail: str = "",
 ) -> AiError:
     """Map a provider's HTTP error to our codes. `detail` is the provider's own error text
-    (type, code, message); credentials never reach it, and it is redacted anyway."""
+    (type, code, message). Providers and proxies may echo the key in it: `AiError` redacts every
+    message (the configured keys, and anything shaped like a key)."""
     lowered = detail.lower()
     if status in (400, 402, 403, 429) and any(marker in lowered for marker in _QUOTA_MARKERS):
         # A spend limit or exhausted quota: retrying cannot help until someone pays. Anthropic

@@ -71,3 +71,41 @@ class AiProvider(Protocol):
     def analyze_photo(
         self, image: bytes, room_type: str, catalogue_keys: Sequence[str] = ()
     ) -> PhotoAnalysis: ...
+
+
+def answer_to_json(result: RoomGuess | PhotoAnalysis) -> dict[str, Any]:
+    """A provider's answer as plain JSON, to keep with the call's record (and reuse it)."""
+    if isinstance(result, RoomGuess):
+        return {
+            "room_type": result.room_type,
+            "confidence": result.confidence,
+            "provider": result.usage.provider,
+            "model": result.usage.model,
+        }
+    return {
+        "items": [
+            {
+                "key": item.key,
+                "name": item.name,
+                "category": item.category,
+                "quantity": item.quantity,
+                "confidence": item.confidence,
+                "fragile": item.fragile,
+                "dismantle": item.dismantle,
+                "volume_m3_estimate": item.volume_m3_estimate,
+            }
+            for item in result.items
+        ],
+        "confidence": result.confidence,
+        "provider": result.usage.provider,
+        "model": result.usage.model,
+    }
+
+
+def answer_from_json(operation: str, data: dict[str, Any]) -> RoomGuess | PhotoAnalysis:
+    """The inverse of `answer_to_json` (usage carries no tokens: nothing new was paid)."""
+    usage = Usage(data["provider"], data["model"])
+    if operation == "detect_room":
+        return RoomGuess(data["room_type"], float(data["confidence"]), usage)
+    items = [DetectedItem(**item) for item in data["items"]]
+    return PhotoAnalysis(items, float(data["confidence"]), usage)

@@ -30,8 +30,43 @@ class AiMetric(models.Model):
         verbose_name = _("AI metric")
         verbose_name_plural = _("AI metrics")
         ordering = ["-created_at"]
+        # The dashboard (aimetrics/dashboard.py) and /metrics read these with index-only scans,
+        # never the heap, whose `meta` makes it four times larger (measured: README).
         indexes = [
-            models.Index(fields=["created_at"], name="aimetric_created"),
+            models.Index(
+                fields=["created_at"],
+                include=[
+                    "provider",
+                    "model",
+                    "operation",
+                    "latency_ms",
+                    "success",
+                    "tokens_in",
+                    "tokens_out",
+                    "cost_usd",
+                    "photo_id",
+                    "project_id",
+                ],
+                name="aimetric_created_cover",
+            ),
+            # Figures per provider/model/operation come out in index order: no sort of the rows.
+            models.Index(
+                fields=["provider", "model", "operation", "created_at"],
+                include=["latency_ms", "success", "tokens_in", "tokens_out", "cost_usd"],
+                name="aimetric_call_created",
+            ),
+            models.Index(
+                fields=["created_at"],
+                include=["error_type", "provider", "model", "operation"],
+                condition=models.Q(success=False),
+                name="aimetric_failed_created",
+            ),
+            models.Index(
+                fields=["created_at"],
+                include=["photo_id", "project_id", "retries", "success", "cost_usd"],
+                condition=models.Q(retries__gt=0),
+                name="aimetric_retried_created",
+            ),
             models.Index(fields=["photo_id"], name="aimetric_photo"),
         ]
 

@@ -64,7 +64,7 @@ def image_preflight(data: bytes) -> PreparedImage:
     with Image.open(io.BytesIO(data)) as image:
         original_width, original_height = image.size
         width, height = target_size(original_width, original_height)
-        if image.format == "JPEG":
+        if image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with more images after it
             # Let libjpeg decode at a reduced scale (1/2, 1/4, 1/8) that is still >= the target:
             # most of the time of a large photo's preflight is the full-size decode.
             image.draft("RGB", (width, height))

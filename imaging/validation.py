@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -17,6 +20,25 @@ ACCEPTED_NAMES = "JPEG, PNG, WebP or HEIC"
 # Decoding a JPEG at 1/8 scale reads every byte of its entropy-coded data (so truncation is
 # caught) at a fraction of the time and memory of a full decode.
 _DRAFT_EDGE = 256
+#: Far above what encoders write (libjpeg's progressive mode: 10 scans; a phone: about a dozen
+#: segments before the first scan). Each scan is a pass over the whole image's coefficients and
+#: Pillow keeps every segment in a list, so a small file with thousands of either costs seconds of
+#: CPU (and, for segments, hundreds of MB) before any pixel comes out.
+JPEG_MAX_SCANS = 100
+JPEG_MAX_SEGMENTS = 1000
+# A marker: 0xFF then anything but 0x00 (a stuffed 0xFF in entropy-coded data), 0xFF (fill)
+# or RSTn (restart markers inside entropy-coded data). One byte of context only: no backtracking.
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xff\xd0-\xd7]")
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
+_ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
 
 
 class ImageRejected(Exception):
@@ -42,8 +64,9 @@ def image_inspect(
 ) -> ImageInfo:
     """Validate raw upload bytes and describe the image, or raise `ImageRejected`.
 
-    Checks, cheapest first: empty, byte limit (413), format, pixel limit (declared size, before
-    decoding anything), smallest edge, then a decode that catches truncated or damaged files.
+    Checks, cheapest first: empty, byte limit (413), a JPEG's structure (scans and segments,
+    before Pillow parses it), format, pixel limit (declared size, before decoding anything),
+    smallest edge, then a decode that catches truncated or damaged files.
     """
     if not data:
         raise ImageRejected("The file is empty.")
@@ -51,12 +74,16 @@ def image_inspect(
         raise ImageRejected(
             f"The file is {len(data)} bytes; the limit is {max_bytes} bytes.", status_code=413
         )
+    if data[:3] == b"\xff\xd8\xff":  # what Pillow takes for a JPEG
+        _check_jpeg_structure(data)
     with warnings.catch_warnings():
         # Pillow only warns between 1x and 2x its own pixel limit: make that an error too.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(io.BytesIO(data)) as image:
-                image_format = image.format or "unknown"
+                # MPO is a JPEG followed by more JPEGs (Ultra HDR gain maps, depth maps, stereo
+                # pairs: what many phones write); its first image is the photo.
+                image_format = "JPEG" if image.format == "MPO" else image.format or "unknown"
                 width, height = image.size
                 if image_format not in ACCEPTED_FORMATS:
                     raise ImageRejected(
@@ -74,6 +101,8 @@ def image_inspect(
                     )
                 if image_format == "JPEG":
                     image.draft("RGB", (_DRAFT_EDGE, _DRAFT_EDGE))
+                if image_format == "PNG":
+                    _check_png_data(data)
                 image.load()
         except ImageRejected:
             raise
@@ -88,3 +117,73 @@ def image_inspect(
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageRejected(f"The image is damaged or truncated ({exc}).") from None
     return ImageInfo(image_format, ACCEPTED_FORMATS[image_format], width, height, len(data))
+
+
+def _check_jpeg_structure(data: bytes) -> None:
+    """Count the scans and marker segments of the first image, up to its EOI, without decoding.
+
+    Segment headers are skipped by their length and entropy-coded data by a regular expression,
+    so the work is bounded by the limits, not by the file. Anything malformed is left to Pillow.
+    """
+    scans = segments = 0
+    position = 2  # after SOI
+    while match := _JPEG_MARKER.search(data, position):
+        marker = data[match.end() - 1]
+        position = match.end()
+        if marker == 0xD9:  # EOI: later images (MPO) are never decoded
+            return
+        if marker == 0x01:  # TEM: no length
+            continue
+        segments += 1
+        if marker == 0xDA:
+            scans += 1
+        if scans > JPEG_MAX_SCANS:
+            raise ImageRejected(f"The JPEG has more than {JPEG_MAX_SCANS} scans (a decoding bomb).")
+        if segments > JPEG_MAX_SEGMENTS:
+            raise ImageRejected(
+                f"The JPEG has more than {JPEG_MAX_SEGMENTS} marker segments (a decoding bomb)."
+            )
+        # Past the segment; after SOS the entropy-coded data follows, which the search skips.
+        position += max(int.from_bytes(data[position : position + 2], "big"), 2)
+
+
+def _check_png_data(data: bytes) -> None:
+    """The pixel data must inflate to the size the header declares.
+
+    Pillow accepts a PNG whose compressed stream ends early and leaves the rest blank: a
+    100-byte file declaring 50 megapixels would pass, and cost the worker (and the AI) a full
+    image. Inflated 1 MiB at a time and thrown away: memory stays small whatever the size.
+    """
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    bits = _PNG_CHANNELS.get(color, 4) * depth
+
+    def raw_size(w: int, h: int) -> int:
+        return h * (1 + (w * bits + 7) // 8) if w > 0 and h > 0 else 0
+
+    expected = (
+        sum(
+            raw_size((width - x + dx - 1) // dx, (height - y + dy - 1) // dy)
+            for x, y, dx, dy in _ADAM7
+        )
+        if interlace
+        else raw_size(width, height)
+    )
+    inflater = zlib.decompressobj()
+    produced, position, view = 0, 8, memoryview(data)
+    try:
+        while position + 8 <= len(data) and produced < expected:
+            length, kind = struct.unpack(">I4s", data[position : position + 8])
+            if kind == b"IEND":
+                break
+            if kind == b"IDAT":
+                pending: bytes | memoryview = view[position + 8 : position + 8 + length]
+                while pending and produced < expected:
+                    produced += len(inflater.decompress(pending, 1 << 20))
+                    pending = inflater.unconsumed_tail
+            position += 12 + length
+    except zlib.error as exc:
+        raise ImageRejected(f"The image is damaged or truncated ({exc}).") from None
+    if produced < expected:
+        raise ImageRejected(
+            "The image is damaged or truncated (its pixel data ends before the image does)."
+        )

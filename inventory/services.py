@@ -36,18 +36,19 @@ def inventory_request_sync(*, project_id: uuid.UUID | str, delay_ms: int | None 
     requested = Project.objects.filter(owed, pk=project_id).update(inventory_sync_requested_at=now)
     if requested:
         delay = settings.INVENTORY_SYNC_DELAY_MS if delay_ms is None else delay_ms
-        transaction.on_commit(partial(_send_sync, str(project_id), delay or None))
+        transaction.on_commit(partial(inventory_send_sync, str(project_id), delay or None))
     return bool(requested)
 
 
-def _send_sync(project_id: str, delay_ms: int | None) -> None:
+def inventory_send_sync(project_id: str, delay_ms: int | None) -> None:
+    """Send the inventory-sync message now. A broker failure is logged, not raised: the request
+    stays recorded on the project, and the relay sends it once Redis is back."""
     from inventory.tasks import sync_inventory
 
     try:
         sync_inventory.send_with_options(args=(project_id,), delay=delay_ms)
     except Exception:
-        logger.exception("could not send inventory-sync for project %s", project_id)
-        Project.objects.filter(pk=project_id).update(inventory_sync_requested_at=None)
+        logger.exception("could not send inventory-sync for project %s; the relay will", project_id)
 
 
 def inventory_sync(*, project_id: uuid.UUID | str) -> InventorySnapshot | None:

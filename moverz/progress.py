@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any
 
 
 class ProgressBar:
     """`[#####.....] 50/100` on one line of `stream` (stderr, so stdout stays parseable).
     Drawn only for runs of at least `min_total` items."""
 
-    def __init__(self, stream: TextIO, total: int, *, width: int = 30, min_total: int = 20) -> None:
+    def __init__(self, stream: Any, total: int, *, width: int = 30, min_total: int = 20) -> None:
         self.stream = stream
         self.total = total
         self.width = width

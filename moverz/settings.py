@@ -73,6 +73,22 @@ SECRET_KEY = env_str("SECRET_KEY", _INSECURE_KEY if DEBUG else "")
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- HTTPS ----------------------------------------------------------------------------------
+# With DEBUG off the service is HTTPS-only (`manage.py check --deploy` passes: see
+# scripts/check_deploy.sh). TLS ends at the platform's proxy, which must set (and overwrite)
+# X-Forwarded-Proto; TRUST_X_FORWARDED_PROTO=0 when nothing in front of the app does. The
+# switches exist for plain-HTTP runs (the test suite, a private network).
+if env_bool("TRUST_X_FORWARDED_PROTO", not DEBUG):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Health probes and Prometheus scrapes reach the app directly over HTTP: no redirect for them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -94,6 +110,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "moverz.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -126,12 +143,30 @@ TEMPLATES = [
 # No DATABASE_URL: a SQLite file under var/ (what `make run` uses on a bare machine).
 VAR_DIR = Path(os.environ.get("MOVERZ_VAR_DIR", BASE_DIR / "var"))
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# PostgreSQL goes through psycopg's connection pool (per process, DB_POOL_MAX_SIZE connections at
+# most; 0 turns pooling off and keeps persistent connections instead). Workers hand their
+# connection back while they wait on the AI provider (DB_RELEASE_DURING_AI_CALLS), so threads
+# share a few connections, and the pool checks each one before use, so connections that
+# PostgreSQL dropped are replaced instead of failing a request.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10)
+DB_RELEASE_DURING_AI_CALLS = env_bool("DB_RELEASE_DURING_AI_CALLS", True)
 if DATABASE_URL:
-    DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
-        )
-    }
+    _pooled = DB_POOL_MAX_SIZE > 0 and DATABASE_URL.startswith(("postgres", "postgresql"))
+    _database = dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=0 if _pooled else env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=not _pooled,
+    )
+    if _pooled:
+        from psycopg_pool import ConnectionPool
+
+        _database.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": env_float("DB_POOL_TIMEOUT_S", 30.0),
+            "check": ConnectionPool.check_connection,
+        }
+    DATABASES = {"default": _database}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -143,6 +178,8 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# SQLite (development only) ignores the INCLUDE columns of AiMetric's covering indexes: harmless.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 # --- Redis and Dramatiq ---------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -160,6 +197,10 @@ DRAMATIQ_BROKER = {
     # Listed explicitly: without this key django-dramatiq runs the broker with no middleware at
     # all, and its implicit default names a Prometheus path that dramatiq 2 moved.
     "MIDDLEWARE": [
+        # The worker's own metrics, served by its main process on dramatiq_prom_host:
+        # dramatiq_prom_port (env; default 0.0.0.0:9191). A port already taken costs only that
+        # exporter, never the worker. README ("Prometheus").
+        "dramatiq.middleware.prometheus.Prometheus",
         "dramatiq.middleware.AgeLimit",
         "dramatiq.middleware.TimeLimit",
         "dramatiq.middleware.ShutdownNotifications",
@@ -172,6 +213,32 @@ DRAMATIQ_BROKER = {
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 
+# --- Cache and throttling -------------------------------------------------------------------
+# Django's cache is Redis, so the throttling counters are shared by every web process; the key
+# prefix keeps them apart from other deployments (and test processes) on the same server. Short
+# socket timeouts: when Redis is down, throttling fails open quickly (moverz/throttling.py).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("CACHE_URL", REDIS_URL),
+        "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", f"{DRAMATIQ_NAMESPACE}:cache"),
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
+THROTTLE_CACHE = "default"
+# Per user, e.g. "120/min", "5000/day", "10/5s"; empty or "off" turns the limit off.
+THROTTLE_UPLOAD_RATE = os.environ.get("THROTTLE_UPLOAD_RATE", "120/min")
+THROTTLE_ENQUEUE_RATE = os.environ.get("THROTTLE_ENQUEUE_RATE", "120/min")
+THROTTLE_FAILOPEN_S = env_float("THROTTLE_FAILOPEN_S", 5.0)
+
+# --- Prometheus (/metrics) ------------------------------------------------------------------
+# Allowed: `Authorization: Bearer <METRICS_TOKEN>`, or a client address in one of these networks
+# (CIDRs; `none`: no address, the token only). Everything else gets 403.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = [
+    net for net in env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"]) if net != "none"
+]
+
 # --- Pipeline knobs -------------------------------------------------------------------------
 PHOTO_MAX_ATTEMPTS = env_int("PHOTO_MAX_ATTEMPTS", 3)
 PHOTO_RETRY_BASE_MS = env_int("PHOTO_RETRY_BASE_MS", 2_000)
@@ -180,6 +247,7 @@ PHOTO_LEASE_SECONDS = env_int("PHOTO_LEASE_SECONDS", 120)
 INVENTORY_SYNC_DELAY_MS = env_int("INVENTORY_SYNC_DELAY_MS", 500)
 # A PENDING photo owed a message for longer than this, with no live message, is stuck.
 PHOTO_RELAY_GRACE_SECONDS = env_int("PHOTO_RELAY_GRACE_SECONDS", 30)
+RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 10.0)
 
 # --- AI providers ---------------------------------------------------------------------------
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
@@ -213,8 +281,8 @@ MEDIA_URL = "/media/"
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 15 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 50_000_000)
 UPLOAD_MIN_EDGE = env_int("UPLOAD_MIN_EDGE", 200)
-# Django refuses request bodies above this before our validation sees them; keep it above the
-# upload limit so an oversized image gets our precise message.
+# Request bodies above this get 413 before anything reads them (moverz.middleware); keep it above
+# the upload limit so an oversized image gets our precise message.
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -272,6 +340,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "moverz.api.NewestFirstPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
     "EXCEPTION_HANDLER": "moverz.api.exception_handler",
+    # No OPTIONS metadata (it lists every serializer field, and the docs view crashed on it):
+    # OPTIONS answers 405 like any method a view does not have.
+    "DEFAULT_METADATA_CLASS": None,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -298,5 +369,16 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Never at DEBUG, whatever LOG_LEVEL says: there the AI SDKs log whole requests (the
+        # photo in base64) and response headers, and the HTTP and AWS libraries log headers.
+        **{
+            name: {"level": "INFO"}
+            for name in (
+                *("anthropic", "openai", "httpx", "httpx2", "httpcore", "httpcore2"),
+                *("botocore", "boto3", "urllib3"),
+            )
+        },
+    },
 }

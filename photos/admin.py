@@ -1,43 +1,513 @@
-"""Minimal admin for photos and projects (the full staff console is a later issue)."""
+"""The staff console for photos and projects.
+
+What inventory knows (the project's inventory sync, its snapshots) is added by
+`inventory/admin.py`, which re-registers subclasses of these admins: photos never imports
+inventory.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+import uuid
+from datetime import datetime
+from typing import Any
 
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.text import capfirst
+from django.utils.timezone import localtime
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from aimetrics.models import AiMetric
+from moverz.admin_tools import CappedCountPaginator, save_changed_fields, search_by_uuid
+from photos.admin_actions import enqueue_selected
+from photos.admin_filters import ErrorCodeFilter, ProjectListFilter, ProviderFilter, RoomTypeFilter
+from photos.admin_views import photo_image_view, photo_thumbnail_view
 from photos.models import Photo, Project
 
+#: AiMetric rows shown on a photo's page (a link leads to all of them).
+PHOTO_METRICS_SHOWN = 50
 
-@admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin[Project]):
-    list_display = ["name", "owner", "created_at"]
-    list_select_related = ["owner"]
-    search_fields = ["name", "owner__username", "id"]
-    readonly_fields = ["id", "created_at"]
+STATUS_COLOURS: dict[str, str] = {
+    Photo.Status.PENDING: "#8a6d00",
+    Photo.Status.PROCESSING: "#1f5fbf",
+    Photo.Status.DONE: "#1e7b34",
+    Photo.Status.ERROR: "#b3261e",
+}
+
+
+def status_badge(status: str) -> str:
+    label = Photo.Status(status).label if status in Photo.Status.values else status
+    return format_html(
+        '<strong style="color: {}">{}</strong>', STATUS_COLOURS.get(status, "inherit"), label
+    )
+
+
+def _when(moment: datetime) -> str:
+    return date_format(localtime(moment), "DATETIME_FORMAT")
+
+
+class PhotoChangeList(ChangeList):
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
+        # The list shows provider and model (annotated); the whole analysis document of each of
+        # the page's rows is not worth reading.
+        return super().get_queryset(request, exclude_parameters).defer("analysis")
+
+
+# --- photos -------------------------------------------------------------------------------------
 
 
 @admin.register(Photo)
 class PhotoAdmin(admin.ModelAdmin[Photo]):
     list_display = [
-        "id",
-        "project",
-        "status",
+        "thumbnail",
+        "short_id",
+        "project_name",
+        "owner",
+        "coloured_status",
         "room_type",
         "error_code",
         "attempts",
+        "provider_model",
         "processed_at",
     ]
-    list_filter = ["status", "error_code", "room_type"]
-    list_select_related = ["project"]
-    search_fields = ["id", "project__name"]
-    readonly_fields = [
-        "id",
+    list_display_links = ["thumbnail", "short_id"]
+    list_filter = [
         "status",
-        "analysis",
-        "error_code",
-        "error_message",
-        "attempts",
-        "processed_at",
+        ErrorCodeFilter,
+        RoomTypeFilter,
+        ProviderFilter,
+        ProjectListFilter,
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    list_select_related = ["project", "project__owner"]
+    list_per_page = 50
+    search_fields = ["project__name", "project__owner__username"]
+    search_help_text = _(
+        "A photo or project id (exact), or part of a project name or owner username."
+    )
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would COUNT the table once per choice
+    actions = ["rerun_analysis", "force_reanalysis"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "photo_id",
+                    "project_link",
+                    "owner",
+                    "coloured_status",
+                    "room_type",
+                    "created_at",
+                    "updated_at",
+                ]
+            },
+        ),
+        (_("Image"), {"fields": ["image_preview", "image_details", "sha256"]}),
+        (
+            _("Analysis"),
+            {
+                "fields": [
+                    "attempts",
+                    "processed_at",
+                    "provider_model",
+                    "analysis_summary",
+                    "error_code",
+                    "error_message",
+                    "queue_state",
+                ]
+            },
+        ),
+    ]
+    # Everything but the room type: status, analysis and errors change only through the
+    # pipeline and the actions below. The room type is kept by the next analysis.
+    readonly_fields = [
+        "photo_id",
+        "project_link",
+        "owner",
+        "coloured_status",
         "created_at",
         "updated_at",
+        "image_preview",
+        "image_details",
+        "sha256",
+        "attempts",
+        "processed_at",
+        "provider_model",
+        "analysis_summary",
+        "error_code",
+        "error_message",
+        "queue_state",
     ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Photo]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                ai_provider=KeyTextTransform("provider", "analysis"),
+                ai_model=KeyTextTransform("model", "analysis"),
+            )
+        )
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return PhotoChangeList
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Photo], search_term: str
+    ) -> tuple[QuerySet[Photo], bool]:
+        by_id = search_by_uuid(queryset, search_term, ["pk", "project_id"])
+        if by_id is not None:
+            return by_id, False
+        return super().get_search_results(request, queryset, search_term)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # uploads go through the API, which validates and fingerprints the image
+
+    def save_model(self, request: HttpRequest, obj: Photo, form: Any, change: bool) -> None:
+        save_changed_fields(obj, form.changed_data)
+
+    # --- columns and fields ---
+
+    @admin.display(description=_("thumbnail"))
+    def thumbnail(self, photo: Photo) -> str:
+        return format_html(
+            '<img src="{}" alt="" loading="lazy" style="max-width: 64px; max-height: 64px">',
+            self._thumbnail_url(photo, "small"),
+        )
+
+    @admin.display(description=_("photo"), ordering="pk")
+    def short_id(self, photo: Photo) -> str:
+        return format_html('<span title="{}">{}</span>', photo.pk, str(photo.pk)[:8])
+
+    @admin.display(description=_("ID"))
+    def photo_id(self, photo: Photo) -> str:
+        return str(photo.pk)
+
+    @admin.display(description=_("project"), ordering="project__name")
+    def project_name(self, photo: Photo) -> str:
+        return photo.project.name
+
+    @admin.display(description=_("project"))
+    def project_link(self, photo: Photo) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse(f"{self.admin_site.name}:photos_project_change", args=[photo.project_id]),
+            photo.project.name,
+        )
+
+    @admin.display(description=_("queue"))
+    def queue_state(self, photo: Photo) -> str:
+        if photo.queued_at is not None:
+            return gettext("queued since %(when)s") % {"when": _when(photo.queued_at)}
+        if photo.status == Photo.Status.PROCESSING and photo.lease_expires_at is not None:
+            return gettext("held by a worker until %(when)s") % {
+                "when": _when(photo.lease_expires_at)
+            }
+        return self.get_empty_value_display()
+
+    @admin.display(description=_("owner"), ordering="project__owner__username")
+    def owner(self, photo: Photo) -> str:
+        return photo.project.owner.get_username()
+
+    @admin.display(description=_("status"), ordering="status")
+    def coloured_status(self, photo: Photo) -> str:
+        return status_badge(photo.status)
+
+    @admin.display(description=_("provider / model"), ordering="ai_provider")
+    def provider_model(self, photo: Photo) -> str:
+        provider = getattr(photo, "ai_provider", None)
+        model = getattr(photo, "ai_model", None)
+        if not provider and not model:
+            return self.get_empty_value_display()
+        return f"{provider or '?'} / {model or '?'}"
+
+    @admin.display(description=_("image"))
+    def image_preview(self, photo: Photo) -> str:
+        return format_html(
+            '<a href="{}"><img src="{}" alt="" style="max-width: 100%; max-height: 480px"></a>'
+            '<br><a href="{}">{}</a>',
+            self._image_url(photo),
+            self._thumbnail_url(photo, "large"),
+            self._image_url(photo),
+            gettext("Open the original"),
+        )
+
+    @admin.display(description=_("format and size"))
+    def image_details(self, photo: Photo) -> str:
+        return gettext("%(format)s, %(width)d × %(height)d px, %(kb)d KiB") % {
+            "format": (photo.image_format or "?").upper(),
+            "width": photo.image_width,
+            "height": photo.image_height,
+            "kb": round(photo.image_bytes / 1024),
+        }
+
+    @admin.display(description=_("analysis"))
+    def analysis_summary(self, photo: Photo) -> str:
+        analysis = photo.analysis
+        if not isinstance(analysis, dict):
+            return self.get_empty_value_display()
+        totals = analysis.get("totals") or {}
+        return gettext(
+            "%(items)s items, %(volume)s m³, confidence %(confidence)s, prompt %(prompt)s"
+        ) % {
+            "items": totals.get("items", "?"),
+            "volume": totals.get("volume_m3", "?"),
+            "confidence": analysis.get("confidence", "?"),
+            "prompt": analysis.get("promptVersion", "?"),
+        }
+
+    # --- the detail page's tables (templates/admin/photos/photo/change_form.html) ---
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Photo | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context.update(photo_detail_context(obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # --- actions ---
+
+    @admin.action(
+        description=_("Re-run analysis (ERROR or PENDING photos)"), permissions=["change"]
+    )
+    def rerun_analysis(self, request: HttpRequest, queryset: QuerySet[Photo]) -> None:
+        enqueue_selected(
+            queryset,
+            statuses=[Photo.Status.ERROR, Photo.Status.PENDING],
+            wrong_status=gettext("not ERROR or PENDING"),
+            force=False,
+        ).report(self, request)
+
+    @admin.action(description=_("Force re-analysis (DONE photos)"), permissions=["change"])
+    def force_reanalysis(self, request: HttpRequest, queryset: QuerySet[Photo]) -> None:
+        enqueue_selected(
+            queryset,
+            statuses=[Photo.Status.DONE],
+            wrong_status=gettext("not DONE"),
+            force=True,
+        ).report(self, request)
+
+    # --- image views ---
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<uuid:photo_id>/image/",
+                wrap(self.image_view, cacheable=True),
+                name="{}_{}_image".format(*info),
+            ),
+            path(
+                "<uuid:photo_id>/thumbnail/<slug:size>/",
+                wrap(self.thumbnail_view, cacheable=True),
+                name="{}_{}_thumbnail".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def image_view(self, request: HttpRequest, photo_id: uuid.UUID) -> FileResponse:
+        return photo_image_view(request, photo_id, model_admin=self)
+
+    def thumbnail_view(self, request: HttpRequest, photo_id: uuid.UUID, size: str) -> HttpResponse:
+        return photo_thumbnail_view(request, photo_id, size, model_admin=self)
+
+    def _image_url(self, photo: Photo) -> str:
+        return reverse(f"{self.admin_site.name}:photos_photo_image", args=[photo.pk])
+
+    def _thumbnail_url(self, photo: Photo, size: str) -> str:
+        return reverse(f"{self.admin_site.name}:photos_photo_thumbnail", args=[photo.pk, size])
+
+
+def photo_detail_context(photo: Photo) -> dict[str, Any]:
+    """The analysis as rows of a table, and the photo's AI calls, for its admin page."""
+    analysis = photo.analysis if isinstance(photo.analysis, dict) else None
+    items = []
+    for item in (analysis or {}).get("items") or []:
+        if isinstance(item, dict):
+            items.append(
+                {
+                    "name": item.get("name", ""),
+                    "key": item.get("key", ""),
+                    "category": item.get("category", ""),
+                    "quantity": item.get("quantity", 0),
+                    "volume_m3": item.get("volume_m3"),
+                    "source": item.get("volumeSource", ""),
+                    "confidence": item.get("confidence"),
+                    "fragile": bool(item.get("fragile")),
+                    "dismantle": bool(item.get("dismantle")),
+                }
+            )
+    metrics = AiMetric.objects.filter(photo_id=photo.pk).order_by("created_at", "pk")
+    return {
+        "analysis": analysis,
+        "analysis_items": items,
+        "analysis_totals": (analysis or {}).get("totals") or {},
+        "ai_metrics": list(metrics[:PHOTO_METRICS_SHOWN]),
+        "ai_metrics_shown": PHOTO_METRICS_SHOWN,
+        "ai_metrics_url": reverse("admin:aimetrics_aimetric_changelist")
+        + "?"
+        + urlencode({"photo_id": str(photo.pk)}),
+    }
+
+
+# --- projects -----------------------------------------------------------------------------------
+
+
+def _photos_with_status(status: str) -> Coalesce:
+    """The project's photo count in `status`: a correlated subquery on the (project, status)
+    index, computed for the page's rows only (a JOIN + GROUP BY would aggregate every photo)."""
+    count = (
+        Photo.objects.filter(project=OuterRef("pk"), status=status)
+        .order_by()
+        .values("project")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(count, output_field=IntegerField()), 0)
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin[Project]):
+    list_display = [
+        "name",
+        "owner_name",
+        "created_at",
+        "pending_photos",
+        "processing_photos",
+        "done_photos",
+        "error_photos",
+        "photos_link",
+    ]
+    list_select_related = ["owner"]
+    list_filter = [("created_at", admin.DateFieldListFilter)]
+    search_fields = ["name", "owner__username"]
+    search_help_text = _("A project id (exact), or part of its name or of its owner's username.")
+    raw_id_fields = ["owner"]
+    paginator = CappedCountPaginator
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    fields = [
+        "project_id",
+        "name",
+        "owner",
+        "created_at",
+        "photo_counts",
+        "photos_link",
+    ]
+    readonly_fields = ["project_id", "created_at", "photo_counts", "photos_link"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                pending_count=_photos_with_status(Photo.Status.PENDING),
+                processing_count=_photos_with_status(Photo.Status.PROCESSING),
+                done_count=_photos_with_status(Photo.Status.DONE),
+                error_count=_photos_with_status(Photo.Status.ERROR),
+            )
+        )
+
+    def save_model(self, request: HttpRequest, obj: Project, form: Any, change: bool) -> None:
+        if change:
+            save_changed_fields(obj, form.changed_data)
+        else:
+            super().save_model(request, obj, form, change)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Project], search_term: str
+    ) -> tuple[QuerySet[Project], bool]:
+        by_id = search_by_uuid(queryset, search_term, ["pk"])
+        if by_id is not None:
+            return by_id, False
+        return super().get_search_results(request, queryset, search_term)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "owner":
+            kwargs.setdefault("label", capfirst(_("owner")))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description=_("ID"))
+    def project_id(self, project: Project) -> str:
+        return str(project.pk)
+
+    @admin.display(description=_("owner"), ordering="owner__username")
+    def owner_name(self, project: Project) -> str:
+        return project.owner.get_username()
+
+    @admin.display(description=_("pending"), ordering="pending_count")
+    def pending_photos(self, project: Project) -> int:
+        return int(getattr(project, "pending_count", 0))
+
+    @admin.display(description=_("processing"), ordering="processing_count")
+    def processing_photos(self, project: Project) -> int:
+        return int(getattr(project, "processing_count", 0))
+
+    @admin.display(description=_("done"), ordering="done_count")
+    def done_photos(self, project: Project) -> int:
+        return int(getattr(project, "done_count", 0))
+
+    @admin.display(description=_("error"), ordering="error_count")
+    def error_photos(self, project: Project) -> str:
+        count = int(getattr(project, "error_count", 0))
+        if not count:
+            return "0"
+        return format_html(
+            '<a href="{}" style="color: {}">{}</a>',
+            _photo_list_url(project, status__exact=Photo.Status.ERROR),
+            STATUS_COLOURS[Photo.Status.ERROR],
+            count,
+        )
+
+    @admin.display(description=_("photos by status"))
+    def photo_counts(self, project: Project) -> str:
+        counts = {
+            Photo.Status.PENDING: getattr(project, "pending_count", 0),
+            Photo.Status.PROCESSING: getattr(project, "processing_count", 0),
+            Photo.Status.DONE: getattr(project, "done_count", 0),
+            Photo.Status.ERROR: getattr(project, "error_count", 0),
+        }
+        return _status_links(project, counts)
+
+    @admin.display(description=_("photos"))
+    def photos_link(self, project: Project) -> str:
+        return format_html('<a href="{}">{}</a>', _photo_list_url(project), gettext("photos"))
+
+
+def _photo_list_url(project: Project, **filters: str) -> str:
+    query = {ProjectListFilter.parameter_name: str(project.pk), **filters}
+    return reverse("admin:photos_photo_changelist") + "?" + urlencode(query)
+
+
+def _status_links(project: Project, counts: dict[Photo.Status, int]) -> str:
+    return format_html_join(
+        ", ",
+        '<a href="{}" style="color: {}">{}: {}</a>',
+        (
+            (
+                _photo_list_url(project, status__exact=status),
+                STATUS_COLOURS[status],
+                status.label,
+                n,
+            )
+            for status, n in counts.items()
+        ),
+    )

@@ -75,6 +75,11 @@ class Photo(models.Model):
     queued_force = models.BooleanField(default=False, editable=False)
     lease_token = models.UUIDField(null=True, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: The worker process (its broker id, as in the broker's heartbeats) holding the lease.
+    lease_owner = models.CharField(max_length=64, blank=True, editable=False)
+    #: Incremented by every enqueue: provider answers paid for in this run are reused, never
+    #: bought twice, when a message is redelivered after a crash.
+    run = models.PositiveIntegerField(default=0, editable=False)
 
     processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -88,6 +93,9 @@ class Photo(models.Model):
             models.Index(fields=["project", "status"], name="photo_project_status"),
             models.Index(fields=["project", "-created_at"], name="photo_project_created"),
             models.Index(fields=["status", "updated_at"], name="photo_status_updated"),
+            # The staff list's default order (newest first, the primary key as tie-breaker):
+            # without it every page of the admin sorts the whole table.
+            models.Index(fields=["-created_at", "-id"], name="photo_created"),
         ]
 
     def __str__(self) -> str:

@@ -23,9 +23,9 @@ def _fast_passwords(settings: Any) -> None:
 def redis_client() -> Iterator[Any]:
     """The broker's Redis client; this process's namespace is emptied before and after."""
     client = dramatiq.get_broker().client  # type: ignore[attr-defined]
-    _flush(client)
+    flush_namespace(client)
     yield client
-    _flush(client)
+    flush_namespace(client)
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,8 @@ def _clean_broker(redis_client: Any) -> None:
     """Every test starts with empty queues."""
 
 
-def _flush(client: Any) -> None:
+def flush_namespace(client: Any) -> None:
+    """Delete every key of this process's broker namespace (as if Redis restarted empty)."""
     keys = list(client.scan_iter(match=f"{settings.DRAMATIQ_NAMESPACE}:*", count=1000))
     if keys:
         client.delete(*keys)

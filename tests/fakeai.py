@@ -8,10 +8,14 @@ It answers the two endpoints our SDK-backed providers call, in the providers' ow
 A good answer is derived from a hash of the image, so one image always gets one answer. Tests
 script what comes next (`server.script(status=529)`), ask for answers that break our schema
 (`malformed=True`), or turn on latency and random faults; every request received is recorded.
+Chaos tests choose which random faults happen (`fault_kinds`), the `retry-after` of a 429, make
+every answer about images of some widths malformed (`malformed_widths`: the width survives our
+preflight, which only shrinks large images), and read what was served from `stats()` (over HTTP:
+`GET /stats`), so they can compare it with what our side recorded.
 
 In-process: `with running_fake_ai(latency_ms=5) as server: ...`.
 As its own process: `python -m tests.fakeai --port 0 --fault-rate 0.2` prints the port it listens
-on, then serves until SIGTERM or Ctrl-C.
+on, then serves until SIGTERM or Ctrl-C (`--help` lists the options).
 
 Only the standard library (plus our room list), so it can run anywhere our tests run.
 """
@@ -19,6 +23,8 @@ Only the standard library (plus our room list), so it can run anywhere our tests
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import collections
 import contextlib
 import hashlib
@@ -30,7 +36,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -41,6 +47,9 @@ ANTHROPIC = "anthropic"
 OPENAI = "openai"
 ANTHROPIC_PATH = "/v1/messages"
 OPENAI_PATH = "/v1/chat/completions"
+#: The random faults `fault_rate` draws from: a 429 with `retry-after`, a 529, a 500, and an
+#: answer slower than the client's timeout.
+FAULT_KINDS = ("rate_limit", "overloaded", "server_error", "slow")
 
 #: Items the fake reports: (key, name, category, fragile, dismantle, volume of one, m³).
 ITEMS: tuple[tuple[str, str, str, bool, bool, float], ...] = (
@@ -122,6 +131,7 @@ class Scripted:
     delay_s: float = 0.0
     provider: str | None = None  # None: whichever provider asks next
     malformed: bool = False
+    fault: str = ""  # the kind of a random fault (FAULT_KINDS), "" for anything else
 
 
 def image_b64_of(body: Any) -> str:
@@ -138,6 +148,44 @@ def image_b64_of(body: Any) -> str:
             if block.get("type") == "image_url":
                 url = str((block.get("image_url") or {}).get("url") or "")
                 return url.partition("base64,")[2]
+    return ""
+
+
+def image_width(image_b64: str) -> int | None:
+    """The width of a base64 JPEG or PNG image, read from its header (None if neither)."""
+    try:
+        data = base64.b64decode(image_b64[:65536], validate=False)
+    except (binascii.Error, ValueError):
+        return None
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big")
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    index = 2
+    while index + 9 <= len(data):
+        if data[index] != 0xFF:
+            return None
+        marker = data[index + 1]
+        if marker == 0xFF:  # fill byte
+            index += 1
+            continue
+        length = int.from_bytes(data[index + 2 : index + 4], "big")
+        # SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) do not.
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[index + 7 : index + 9], "big")
+        index += 2 + length
+    return None
+
+
+def tool_of(body: Any) -> str:
+    """The tool (Anthropic) or schema (OpenAI) a request asks for, "" if none."""
+    if not isinstance(body, dict):
+        return ""
+    choice, response_format = body.get("tool_choice"), body.get("response_format")
+    if isinstance(choice, dict) and choice.get("name"):
+        return str(choice["name"])
+    if isinstance(response_format, dict):
+        return str((response_format.get("json_schema") or {}).get("name") or "")
     return ""
 
 
@@ -193,9 +241,21 @@ class FakeAiServer:
         tokens_out: int = 500,
         response_model: str | None = None,
         seed: int | None = None,
+        fault_kinds: Sequence[str] = FAULT_KINDS,
+        retry_after: str = "1",
+        malformed_widths: Collection[int] = (),
     ) -> None:
+        unknown = set(fault_kinds) - set(FAULT_KINDS)
+        if unknown or not fault_kinds:
+            raise ValueError(f"fault kinds must be among {FAULT_KINDS}, got {list(fault_kinds)}")
         self.latency_ms = latency_ms
         self.fault_rate = fault_rate
+        self.fault_kinds = tuple(fault_kinds)
+        #: The `retry-after` header of a random 429 (seconds, as the APIs send it).
+        self.retry_after = retry_after
+        #: Every answer about an image of one of these widths (px) breaks our schema.
+        self.malformed_widths = frozenset(malformed_widths)
+        self._stats: collections.Counter[str] = collections.Counter()
         #: How long a "too slow" fault waits: make it longer than the clients' timeout.
         self.fault_delay_s = fault_delay_s
         self.malformed = malformed
@@ -286,10 +346,22 @@ class FakeAiServer:
             self._scripts.extend([entry] * times)
 
     def reset(self) -> None:
-        """Forget scripted answers and recorded requests."""
+        """Forget scripted answers, recorded requests and counts."""
         with self._lock:
             self._scripts.clear()
             self._requests.clear()
+            self._stats.clear()
+
+    def stats(self) -> dict[str, int]:
+        """What was served, counted: `requests` and `requests:<tool>`; `fault:<kind>` for random
+        faults; `scripted:<status>`; `ok:<tool>` for good answers sent in time and
+        `malformed:<tool>` for broken ones; `undelivered` for answers whose client had gone."""
+        with self._lock:
+            return dict(self._stats)
+
+    def _count(self, *keys: str) -> None:
+        with self._lock:
+            self._stats.update(keys)
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -316,14 +388,14 @@ class FakeAiServer:
         return None
 
     def _fault(self) -> Scripted:
-        kind = self._rng.choice(("rate_limit", "overloaded", "server_error", "slow"))
+        kind = self._rng.choice(self.fault_kinds)
         if kind == "rate_limit":
-            return Scripted(429, headers={"retry-after": "1"})
+            return Scripted(429, headers={"retry-after": self.retry_after}, fault=kind)
         if kind == "overloaded":
-            return Scripted(529)
+            return Scripted(529, fault=kind)
         if kind == "server_error":
-            return Scripted(500)
-        return Scripted(delay_s=self.fault_delay_s)
+            return Scripted(500, fault=kind)
+        return Scripted(delay_s=self.fault_delay_s, fault=kind)
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -333,6 +405,12 @@ class FakeAiServer:
         """Status, headers and JSON body for one request."""
         self._sleep(self.latency_ms / 1000)
         entry = self._next(provider) or Scripted()
+        tool = tool_of(body)
+        self._count("requests", f"requests:{tool}")
+        if entry.fault:
+            self._count(f"fault:{entry.fault}")
+        elif entry.status != 200 or entry.body is not None:
+            self._count(f"scripted:{entry.status}")
         self._sleep(entry.delay_s)
         headers = dict(entry.headers)
         if provider is None:
@@ -343,7 +421,16 @@ class FakeAiServer:
             return entry.status, headers, default_error_body(provider, entry.status)
         if not isinstance(body, dict):
             return 400, headers, default_error_body(provider, 400)
-        malformed = entry.malformed or self.malformed
+        malformed = (
+            entry.malformed
+            or self.malformed
+            or (
+                bool(self.malformed_widths)
+                and image_width(image_b64_of(body)) in self.malformed_widths
+            )
+        )
+        if not entry.fault:
+            self._count(f"{'malformed' if malformed else 'ok'}:{tool}")
         if provider == ANTHROPIC:
             return 200, headers, self._anthropic_message(body, malformed)
         return 200, headers, self._chat_completion(body, malformed)
@@ -431,6 +518,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/health":
             self._send(200, {}, {"status": "ok"})
+        elif self.path == "/stats":
+            self._send(200, {}, self.server.fake.stats())
         else:
             self._send(404, {}, openai_error("unknown path", "invalid_request_error"))
 
@@ -473,6 +562,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except OSError:
             self.close_connection = True  # the client went away (it timed out)
+            self.server.fake._count("undelivered")
 
 
 @contextlib.contextmanager
@@ -494,6 +584,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-delay-s", type=float, default=5.0)
     parser.add_argument("--malformed", action="store_true")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--fault-kinds",
+        default=",".join(FAULT_KINDS),
+        help=f"comma-separated random faults to draw from (default: {','.join(FAULT_KINDS)})",
+    )
+    parser.add_argument("--retry-after", default="1", help="retry-after of a random 429 (s)")
+    parser.add_argument(
+        "--malformed-width",
+        type=int,
+        action="append",
+        default=[],
+        help="answers about images this many pixels wide break the schema (repeatable)",
+    )
     args = parser.parse_args(argv)
     server = FakeAiServer(
         host=args.host,
@@ -503,6 +606,9 @@ def main(argv: list[str] | None = None) -> None:
         fault_delay_s=args.fault_delay_s,
         malformed=args.malformed,
         seed=args.seed,
+        fault_kinds=[kind for kind in args.fault_kinds.split(",") if kind],
+        retry_after=args.retry_after,
+        malformed_widths=args.malformed_width,
     )
 
     def _stop(signum: int, frame: Any) -> None:

@@ -22,6 +22,19 @@ os.environ["AI_PROVIDER"] = "fake"
 os.environ["PHOTO_RETRY_BASE_MS"] = "50"
 os.environ["PHOTO_RETRY_MAX_MS"] = "200"
 os.environ["INVENTORY_SYNC_DELAY_MS"] = "100"
+# Plain HTTP (http://testserver, the live server, the processes tests start): no HTTPS redirect,
+# no secure-only cookies. tests/test_security_settings.py checks the production defaults.
+os.environ["SECURE_SSL_REDIRECT"] = "0"
+os.environ["SECURE_COOKIES"] = "0"
+# Throttling counters live under this process's namespace (the cache key prefix follows it); the
+# rates are out of the way of load tests, and tests of throttling set their own.
+os.environ.pop("CACHE_KEY_PREFIX", None)
+os.environ.setdefault("THROTTLE_UPLOAD_RATE", "100000/min")
+os.environ.setdefault("THROTTLE_ENQUEUE_RATE", "100000/min")
+# Workers started by tests export their Dramatiq metrics on a free loopback port, so concurrent
+# workers (and test runs) never compete for the default 9191 (dramatiq reads these lowercase).
+os.environ["dramatiq_prom_host"] = "127.0.0.1"  # noqa: SIM112
+os.environ["dramatiq_prom_port"] = "0"  # noqa: SIM112
 for knob in ("AI_FAKE_LATENCY_MS", "AI_FAKE_FAIL_RATE", "AI_FAKE_FAIL_CODE", "PHOTO_MAX_ATTEMPTS"):
     os.environ.pop(knob, None)
 

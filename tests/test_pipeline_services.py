@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
+from ai_engine.engine import AiEngine
 from ai_engine.errors import ErrorCode
 from ai_engine.fake import FakeProvider
 from aimetrics.models import AiMetric
 from photos.models import Photo
-from photos.services.analysis import Outcome, photo_analyze
+from photos.services.analysis import MetricRecorder, Outcome, photo_analyze, photo_store_done
+from photos.services.claims import Claim, photo_claim
 from photos.services.queueing import EnqueueStatus, photo_enqueue
 from tests.factories import make_photo
 
@@ -160,22 +164,107 @@ def test_forced_reanalysis_keeps_old_analysis_readable_until_replaced(
     assert AiMetric.objects.filter(photo_id=photo.pk, operation="analyze_photo").count() == 2
 
 
-def test_processing_photo_with_live_lease_is_left_to_its_worker(
-    django_capture_on_commit_callbacks: Any, photo_queue: Any
-) -> None:
-    photo = make_photo()
+def _heartbeat(redis_client: Any, worker: str, *, seconds_ago: float = 0) -> None:
+    """Write a worker heartbeat the way the broker does (ms timestamps in a sorted set)."""
+    beat_ms = (timezone.now().timestamp() - seconds_ago) * 1000
+    redis_client.zadd(f"{settings.DRAMATIQ_NAMESPACE}:__heartbeats__", {worker: beat_ms})
+
+
+def _held_by(photo: Photo, owner: str, *, lease_s: float = 60) -> None:
     Photo.objects.filter(pk=photo.pk).update(
         status=Photo.Status.PROCESSING,
-        lease_expires_at=timezone.now() + timedelta(seconds=60),
+        attempts=1,
+        lease_owner=owner,
+        lease_token=uuid.uuid4(),
+        lease_expires_at=timezone.now() + timedelta(seconds=lease_s),
     )
+
+
+def test_processing_photo_of_a_live_worker_is_left_to_it(
+    django_capture_on_commit_callbacks: Any, photo_queue: Any, redis_client: Any
+) -> None:
+    photo = make_photo()
+    _heartbeat(redis_client, "worker-alive")
+    _held_by(photo, "worker-alive")
 
     with django_capture_on_commit_callbacks(execute=True):
         outcome = photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())
 
     assert outcome == Outcome.BUSY
     assert not AiMetric.objects.filter(photo_id=photo.pk).exists()
-    # It looks again once the lease has run out, so a dead worker's photo is not stranded.
-    assert len(photo_queue.delayed()) == 1
+    # It looks again later (at most a heartbeat timeout), so if that worker dies the photo is
+    # finished rather than stranded.
+    [recheck] = photo_queue.delayed()
+    delay_ms = recheck["options"]["eta"] - timezone.now().timestamp() * 1000
+    assert 0 < delay_ms <= settings.DRAMATIQ_HEARTBEAT_TIMEOUT_MS + 1000
+
+
+def test_processing_photo_of_a_dead_worker_is_taken_over_at_once(redis_client: Any) -> None:
+    photo = make_photo()
+    silent_for_s = settings.DRAMATIQ_HEARTBEAT_TIMEOUT_MS / 1000 + 5
+    _heartbeat(redis_client, "worker-killed", seconds_ago=silent_for_s)
+    _held_by(photo, "worker-killed")  # its lease still has a minute to run
+
+    assert photo_analyze(photo_id=str(photo.pk), provider=FakeProvider()) == Outcome.DONE
+    photo.refresh_from_db()
+    assert (photo.status, photo.attempts) == ("DONE", 2)
+
+
+def test_a_result_stored_by_a_taken_over_worker_is_dropped(
+    django_capture_on_commit_callbacks: Any, redis_client: Any
+) -> None:
+    """Fencing: the zombie's claim token no longer matches, so it cannot overwrite."""
+    photo = _enqueued_photo(django_capture_on_commit_callbacks)
+    zombie = photo_claim(photo_id=str(photo.pk))
+    assert isinstance(zombie, Claim)
+    Photo.objects.filter(pk=photo.pk).update(lease_owner="worker-gone")  # its heartbeats stop
+
+    assert photo_analyze(photo_id=str(photo.pk), provider=FakeProvider()) == Outcome.DONE
+    photo.refresh_from_db()
+    winner = photo.analysis
+
+    late = photo_store_done(
+        claim=zombie,
+        analysis={"items": [], "totals": {"items": 0, "volume_m3": 0.0}},
+        room_type="garage",
+    )
+
+    assert late == Outcome.FENCED
+    photo.refresh_from_db()
+    assert (photo.analysis, photo.status) == (winner, "DONE")
+
+
+def test_a_redelivered_message_reuses_answers_already_paid_for(
+    django_capture_on_commit_callbacks: Any, redis_client: Any
+) -> None:
+    """A worker paid for both answers and died before storing the result: the next one stores
+    it without calling the provider again."""
+    photo = _enqueued_photo(django_capture_on_commit_callbacks)
+    counting = FakeProvider()
+    first = photo_claim(photo_id=str(photo.pk))
+    assert isinstance(first, Claim)
+    engine = AiEngine([counting]).with_recorder(MetricRecorder(first.photo, {"originalBytes": 1}))
+    engine.detect_room(b"image")
+    engine.analyze_photo(b"image", "kitchen")
+    Photo.objects.filter(pk=photo.pk).update(lease_owner="worker-killed")  # then it was killed
+
+    failing_if_called = FakeProvider(fail_rate=1.0, fail_code="BAD_INPUT")
+    assert photo_analyze(photo_id=str(photo.pk), provider=failing_if_called) == Outcome.DONE
+
+    photo.refresh_from_db()
+    assert photo.status == "DONE" and photo.analysis is not None
+    assert AiMetric.objects.filter(photo_id=photo.pk, success=True).count() == 2
+    assert not AiMetric.objects.filter(photo_id=photo.pk, success=False).exists()
+
+
+def test_a_forced_reanalysis_pays_again(django_capture_on_commit_callbacks: Any) -> None:
+    photo = _enqueued_photo(django_capture_on_commit_callbacks, room_type="kitchen")
+    photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())
+    photo.refresh_from_db()
+    photo_enqueue(photo=photo, force=True)
+
+    assert photo_analyze(photo_id=str(photo.pk), provider=FakeProvider()) == Outcome.DONE
+    assert AiMetric.objects.filter(photo_id=photo.pk, operation="analyze_photo").count() == 2
 
 
 def test_processing_photo_with_expired_lease_is_finished_by_a_redelivered_message() -> None:

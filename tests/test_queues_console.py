@@ -33,12 +33,31 @@ def _owed(photo: Photo, *, seconds_ago: int = 120) -> None:
     )
 
 
-def _expired_lease(photo: Photo) -> None:
+def _expired_lease(photo: Photo, *, owner: str = "worker-gone") -> None:
+    """Claimed a while ago by a worker that has stopped sending heartbeats."""
     Photo.objects.filter(pk=photo.pk).update(
         status=Photo.Status.PROCESSING,
+        lease_owner=owner,
         lease_expires_at=timezone.now() - timedelta(seconds=5),
+        updated_at=timezone.now() - timedelta(minutes=2),
         attempts=1,
     )
+
+
+def test_a_processing_photo_is_stuck_only_when_its_worker_is_gone(redis_client: Any) -> None:
+    alive, gone = make_photo(), make_photo()
+    now = timezone.now()
+    for photo, owner in ((alive, "worker-alive"), (gone, "worker-gone")):
+        Photo.objects.filter(pk=photo.pk).update(
+            status=Photo.Status.PROCESSING,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(minutes=1),  # leases still running
+            updated_at=now - timedelta(minutes=2),
+        )
+    heartbeats = f"{dramatiq.get_broker().namespace}:__heartbeats__"  # type: ignore[attr-defined]
+    redis_client.zadd(heartbeats, {"worker-alive": now.timestamp() * 1000})
+
+    assert [p.id for p in photos_stuck(client=redis_client)] == [str(gone.pk)]
 
 
 def test_stuck_photos_are_owed_ones_without_a_live_message(

@@ -140,7 +140,7 @@ def test_inspect_rejects_a_bomb_in_pillows_warning_range_without_leaking_the_war
 
     assert "decompression bomb" in rejected.value.message
     assert rejected.value.status_code == 400
-    assert [str(w.message) for w in caught] == []
+    assert [str(w.message) for w in caught if w.category is not ResourceWarning] == []
 
 
 # --- the API ------------------------------------------------------------------------------------
@@ -215,7 +215,7 @@ def test_short_side_of_exactly_200_pixels_is_accepted(
     assert len(_stored_files(media_root)) == 1
 
 
-def test_decompression_bomb_is_400_quickly_without_a_warning(
+def test_decompression_bomb_is_400_without_decoding_or_a_warning(
     api: APIClient, project: Project, media_root: Path
 ) -> None:
     data = _png_declaring(20_000, 20_000)
@@ -223,14 +223,16 @@ def test_decompression_bomb_is_400_quickly_without_a_warning(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        started = time.perf_counter()
+        started = time.process_time()
         response = _upload(api, project, data, filename="bomb.png", content_type="image/png")
-        elapsed = time.perf_counter() - started
+        cpu_s = time.process_time() - started
 
     assert response.status_code == 400
     assert "pixels" in response.json()["error"]
-    assert elapsed < 1.0
-    assert [str(w.message) for w in caught] == []
+    # Not a timing claim (bench/ measures speed): decoding 400 MP would take many CPU seconds,
+    # so a small CPU bound shows the declared size was refused before any decoding.
+    assert cpu_s < 2.0
+    assert [str(w.message) for w in caught if w.category is not ResourceWarning] == []
     _assert_nothing_stored(media_root)
 
 
@@ -256,14 +258,14 @@ def test_image_in_pillows_warning_range_is_400(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        started = time.perf_counter()
+        started = time.process_time()
         response = _upload(api, project, data, filename="big.png", content_type="image/png")
-        elapsed = time.perf_counter() - started
+        cpu_s = time.process_time() - started
 
     assert response.status_code == 400
     assert message in response.json()["error"]
-    assert elapsed < 1.0
-    assert [str(w.message) for w in caught] == []
+    assert cpu_s < 2.0  # refused on the declared size, not after decoding 100 MP
+    assert [str(w.message) for w in caught if w.category is not ResourceWarning] == []
     _assert_nothing_stored(media_root)
 
 

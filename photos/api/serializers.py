@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from ai_engine.types import ROOM_TYPES
@@ -36,7 +37,12 @@ class ProjectDetailSerializer(ProjectSerializer):
 
 
 class ProjectCreateSerializer(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=200, trim_whitespace=True)
+    # The pattern documents what trimming enforces: something besides whitespace.
+    name = serializers.CharField(
+        max_length=200,
+        trim_whitespace=True,
+        validators=[RegexValidator(r"\S", "The name must not be only whitespace.")],
+    )
 
 
 class PhotoSerializer(serializers.ModelSerializer[Photo]):
@@ -66,6 +72,22 @@ class PhotoSerializer(serializers.ModelSerializer[Photo]):
         read_only_fields = fields
 
 
+class ProjectPageSerializer(serializers.Serializer[Any]):
+    """A cursor page: follow `next` (a full URL) until it is null."""
+
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ProjectSerializer(many=True)
+
+
+class PhotoPageSerializer(serializers.Serializer[Any]):
+    """A cursor page: follow `next` (a full URL) until it is null."""
+
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = PhotoSerializer(many=True)
+
+
 class PhotoEnvelopeSerializer(serializers.Serializer[Any]):
     photo = PhotoSerializer()
     jobId = serializers.CharField(required=False)
@@ -74,7 +96,8 @@ class PhotoEnvelopeSerializer(serializers.Serializer[Any]):
 class PhotoUploadSerializer(serializers.Serializer[Any]):
     image = serializers.FileField(allow_empty_file=True)
     projectId = serializers.UUIDField()
-    roomType = serializers.ChoiceField(choices=ROOM_TYPE_CHOICES, required=False, allow_null=True)
+    # A form has no null: an empty value means "detect the room" (as leaving it out does).
+    roomType = serializers.ChoiceField(choices=ROOM_TYPE_CHOICES, required=False, allow_blank=True)
     enqueue = serializers.BooleanField(required=False, default=False)
 
 

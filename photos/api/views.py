@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -14,16 +15,19 @@ from rest_framework.views import APIView
 
 from imaging.validation import ImageRejected
 from moverz.api import NewestFirstPagination
+from moverz.throttling import EnqueueRateThrottle, UploadRateThrottle
 from photos.api.serializers import (
     EnqueueRequestSerializer,
     EnqueueResponseSerializer,
     ErrorSerializer,
     PhotoEnvelopeSerializer,
     PhotoListQuerySerializer,
+    PhotoPageSerializer,
     PhotoSerializer,
     PhotoUploadSerializer,
     ProjectCreateSerializer,
     ProjectDetailSerializer,
+    ProjectPageSerializer,
     ProjectSerializer,
 )
 from photos.models import Photo, Project
@@ -37,10 +41,29 @@ from photos.services.queueing import EnqueueResult, photo_enqueue
 from photos.services.uploads import photo_create, project_create
 
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer}
+# A body in a format the endpoint does not read (or no Content-Type at all).
+UNSUPPORTED = {415: ErrorSerializer}
+# Over the caller's rate: 429 with `Retry-After` (seconds).
+THROTTLED = {429: ErrorSerializer}
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    int,
+    OpenApiParameter.HEADER,
+    response=[429],
+    description="Seconds until the caller may send this request again.",
+)
+PAGE_PARAMETERS = [
+    OpenApiParameter("cursor", str, description="Opaque: from a page's `next` or `previous`."),
+    OpenApiParameter("pageSize", int, description="Results per page (at most 200)."),
+]
 
 
 class ProjectListView(APIView):
-    @extend_schema(responses={200: ProjectSerializer(many=True)}, operation_id="projects_list")
+    @extend_schema(
+        parameters=PAGE_PARAMETERS,
+        responses={200: ProjectPageSerializer, **ERRORS},
+        operation_id="projects_list",
+    )
     def get(self, request: Request) -> Response:
         """The caller's projects, newest first (cursor-paginated)."""
         paginator = NewestFirstPagination()
@@ -49,7 +72,9 @@ class ProjectListView(APIView):
         )
         return paginator.get_paginated_response(ProjectSerializer(page, many=True).data)
 
-    @extend_schema(request=ProjectCreateSerializer, responses={201: ProjectSerializer, **ERRORS})
+    @extend_schema(
+        request=ProjectCreateSerializer, responses={201: ProjectSerializer, **ERRORS, **UNSUPPORTED}
+    )
     def post(self, request: Request) -> Response:
         """Create a project owned by the caller."""
         data = _valid(ProjectCreateSerializer, request.data)
@@ -68,13 +93,17 @@ class ProjectDetailView(APIView):
 
 class PhotoListView(APIView):
     parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [UploadRateThrottle]  # counts POSTs only
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("projectId", str, description="Only this project's photos."),
+            OpenApiParameter(
+                "projectId", OpenApiTypes.UUID, description="Only this project's photos."
+            ),
             OpenApiParameter("status", str, enum=Photo.Status.values),
+            *PAGE_PARAMETERS,
         ],
-        responses={200: PhotoSerializer(many=True), **ERRORS},
+        responses={200: PhotoPageSerializer, **ERRORS},
         operation_id="photos_list",
     )
     def get(self, request: Request) -> Response:
@@ -92,7 +121,14 @@ class PhotoListView(APIView):
 
     @extend_schema(
         request={"multipart/form-data": PhotoUploadSerializer},
-        responses={201: PhotoEnvelopeSerializer, 413: ErrorSerializer, **ERRORS},
+        parameters=[RETRY_AFTER],
+        responses={
+            201: PhotoEnvelopeSerializer,
+            413: ErrorSerializer,
+            **ERRORS,
+            **UNSUPPORTED,
+            **THROTTLED,
+        },
     )
     def post(self, request: Request) -> Response:
         """Upload a photo (JPEG, PNG or WebP); `enqueue=true` also queues its analysis."""
@@ -129,9 +165,13 @@ class PhotoDetailView(APIView):
 
 class PhotoEnqueueView(APIView):
     parser_classes = [JSONParser, FormParser, MultiPartParser]
+    throttle_classes = [EnqueueRateThrottle]
 
     @extend_schema(
-        request=EnqueueRequestSerializer, responses={202: EnqueueResponseSerializer, **ERRORS}
+        # JSON is the contract; forms are still parsed for old clients (a form has no null).
+        request={"application/json": EnqueueRequestSerializer},
+        parameters=[RETRY_AFTER],
+        responses={202: EnqueueResponseSerializer, **ERRORS, **UNSUPPORTED, **THROTTLED},
     )
     def post(self, request: Request) -> Response:
         """Queue a photo's analysis. Idempotent: only one message is ever waiting per photo."""

@@ -4,27 +4,26 @@ from __future__ import annotations
 
 import logging
 import random
-import uuid
-from dataclasses import dataclass
-from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from ai_engine.engine import AiEngine, CallRecord
 from ai_engine.errors import AiError, ErrorCode, error_from_exception
 from ai_engine.prompts import PROMPT_VERSION
 from ai_engine.registry import engine_from_settings
-from ai_engine.types import AiProvider, PhotoAnalysis
+from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess, answer_from_json
+from aimetrics.models import AiMetric
 from aimetrics.services import aimetric_record
 from imaging.preflight import PreparedImage, image_preflight
 from moverz.broker import broker_redis
 from photos.models import Photo
+from photos.services.claims import Busy, Claim, photo_claim, photo_give_back
 from photos.services.queueing import photo_send_analyze_on_commit
 from photos.signals import photo_done
 from photos.volumes import volume_catalogue
@@ -40,40 +39,6 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # nothing to do: someone else has it, or it is finished
     BUSY = "busy"  # another worker holds a live lease; a delayed message checks again
     FENCED = "fenced"  # our lease was taken over while we worked: our result was dropped
-
-
-@dataclass(frozen=True)
-class Claim:
-    photo: Photo
-    token: uuid.UUID
-
-
-def photo_claim(*, photo_id: str) -> Claim | None:
-    """Take the photo for this worker with one conditional UPDATE.
-
-    Claimable: PENDING with a message owed, DONE with a forced re-analysis owed, or PROCESSING
-    whose lease expired (its worker died). Duplicate messages find nothing to claim.
-    """
-    now = timezone.now()
-    token = uuid.uuid4()
-    claimable = (
-        Q(status=Photo.Status.PENDING, queued_at__isnull=False)
-        | Q(status=Photo.Status.DONE, queued_at__isnull=False, queued_force=True)
-        | Q(status=Photo.Status.PROCESSING, lease_expires_at__lt=now)
-    )
-    claimed = Photo.objects.filter(claimable, pk=photo_id).update(
-        status=Photo.Status.PROCESSING,
-        lease_token=token,
-        lease_expires_at=now + timedelta(seconds=settings.PHOTO_LEASE_SECONDS),
-        queued_at=None,
-        queued_force=False,
-        attempts=F("attempts") + 1,
-        updated_at=now,
-    )
-    if not claimed:
-        return None
-    photo = Photo.objects.select_related("project").get(pk=photo_id)
-    return Claim(photo=photo, token=token)
 
 
 def retry_delay_ms(*, attempt: int, retry_after_s: float | None = None) -> int:
@@ -93,7 +58,24 @@ def photo_analyze(
     """
     claim = photo_claim(photo_id=photo_id)
     if claim is None:
-        return _not_claimed(photo_id)
+        return Outcome.SKIPPED
+    if isinstance(claim, Busy):
+        # A live worker has it. This message may be a redelivery or a duplicate: look again
+        # later, so that if that worker dies the photo is finished rather than stranded.
+        photo_send_analyze_on_commit(photo_id=photo_id, delay_ms=claim.recheck_ms)
+        return Outcome.BUSY
+    try:
+        return _analyze_claimed(claim, engine=engine, provider=provider)
+    except (OperationalError, InterfaceError):
+        # Our database failed (a dropped connection), not the provider: hand the photo back and
+        # let Dramatiq's retry of this message claim it again.
+        photo_give_back(photo_id=claim.photo.pk, token=claim.token)
+        raise
+
+
+def _analyze_claimed(
+    claim: Claim, *, engine: AiEngine | None, provider: AiProvider | None
+) -> Outcome:
     photo = claim.photo
     if engine is None:
         engine = (
@@ -103,26 +85,39 @@ def photo_analyze(
         with photo.image.open("rb") as handle:
             original = handle.read()
         prepared = _preflight(original)
-        recorder = _MetricRecorder(photo, prepared.as_meta())
-        analysis, room_type = _ask_engine(photo, prepared, engine.with_recorder(recorder))
+        paid = _answers_paid_for(photo)
+        recorder = MetricRecorder(photo, prepared.as_meta())
+        _release_connection()
+        analysis, room_type = _ask_engine(photo, prepared, engine.with_recorder(recorder), paid)
+    except (OperationalError, InterfaceError):
+        raise  # the database's failure, not the photo's: see photo_analyze
     except Exception as exc:  # every failure becomes data: a code, a message, a retry decision
         error = error_from_exception(exc)
         if error.code == ErrorCode.UNKNOWN:
-            logger.exception("photo %s: unexpected failure", photo_id)
+            logger.exception("photo %s: unexpected failure", photo.pk)
         return _store_failure(claim, error)
-    return _store_done(claim, analysis, room_type)
+    return photo_store_done(claim=claim, analysis=analysis, room_type=room_type)
 
 
-def _not_claimed(photo_id: str) -> Outcome:
-    row = Photo.objects.filter(pk=photo_id).values("status", "lease_expires_at").first()
-    if row is None or row["status"] != Photo.Status.PROCESSING or not row["lease_expires_at"]:
-        return Outcome.SKIPPED
-    # A live lease: this message may be a redelivery from a worker that died. Look again once the
-    # lease has run out, so a dead worker's photo is finished rather than stranded.
-    remaining = row["lease_expires_at"] - timezone.now()
-    delay_ms = max(int(remaining.total_seconds() * 1000), 0) + 1000
-    photo_send_analyze_on_commit(photo_id=photo_id, delay_ms=delay_ms)
-    return Outcome.BUSY
+def _release_connection() -> None:
+    """Give the database connection back before waiting on the provider (seconds, maybe tens):
+    with the connection pool this returns it to the pool, so 2 processes × 64 threads need far
+    fewer than 128 connections. Inside a transaction (tests) there is nothing to release."""
+    if settings.DB_RELEASE_DURING_AI_CALLS and not connection.in_atomic_block:
+        connection.close()
+
+
+def _answers_paid_for(photo: Photo) -> dict[str, RoomGuess | PhotoAnalysis]:
+    """Provider answers already bought in this run (a crash after the call, before the result was
+    stored): reused instead of paid for again."""
+    rows = AiMetric.objects.filter(
+        photo_id=photo.pk,
+        success=True,
+        meta__run=photo.run,
+        meta__promptVersion=PROMPT_VERSION,
+        meta__has_key="answer",
+    ).values_list("operation", "meta")
+    return {operation: answer_from_json(operation, meta["answer"]) for operation, meta in rows}
 
 
 def _preflight(original: bytes) -> PreparedImage:
@@ -132,7 +127,7 @@ def _preflight(original: bytes) -> PreparedImage:
         raise AiError(ErrorCode.BAD_INPUT, f"the stored image cannot be prepared: {exc}") from exc
 
 
-class _MetricRecorder:
+class MetricRecorder:
     """Writes one AiMetric row per provider call, with the photo's ids and the preflight figures."""
 
     def __init__(self, photo: Photo, image_meta: dict[str, int]) -> None:
@@ -141,6 +136,8 @@ class _MetricRecorder:
             "photoId": str(photo.pk),
             "projectId": str(photo.project_id),
             "userId": photo.project.owner_id,
+            "run": photo.run,
+            "promptVersion": PROMPT_VERSION,
             **image_meta,
         }
 
@@ -163,18 +160,27 @@ class _MetricRecorder:
             project_id=self.photo.project_id,
             meta=meta,
         )
+        # What usually follows is the next provider call: do not wait on it holding a connection.
+        _release_connection()
 
 
 def _ask_engine(
-    photo: Photo, prepared: PreparedImage, engine: AiEngine
+    photo: Photo,
+    prepared: PreparedImage,
+    engine: AiEngine,
+    paid: dict[str, RoomGuess | PhotoAnalysis],
 ) -> tuple[dict[str, Any], str]:
     room_type = photo.room_type
     room_confidence = None
     if not room_type:
-        guess = engine.detect_room(prepared.data)
+        guess = paid.get("detect_room")
+        if not isinstance(guess, RoomGuess):
+            guess = engine.detect_room(prepared.data)
         room_type, room_confidence = guess.room_type, guess.confidence
     catalogue = volume_catalogue()
-    result = engine.analyze_photo(prepared.data, room_type, catalogue.keys())
+    result = paid.get("analyze_photo")
+    if not isinstance(result, PhotoAnalysis):
+        result = engine.analyze_photo(prepared.data, room_type, catalogue.keys())
     volumes = catalogue.volumes(item.key for item in result.items)
     document = analysis_document(result, volumes=volumes)
     if room_confidence is not None:
@@ -228,7 +234,8 @@ def _lease_held(claim: Claim) -> QuerySet[Photo]:
     )
 
 
-def _store_done(claim: Claim, analysis: dict[str, Any], room_type: str) -> Outcome:
+def photo_store_done(*, claim: Claim, analysis: dict[str, Any], room_type: str) -> Outcome:
+    """Store a DONE analysis, only while `claim` still holds the lease (fencing)."""
     now = timezone.now()
     with transaction.atomic():
         stored = _lease_held(claim).update(

@@ -8,6 +8,7 @@ from enum import StrEnum
 from functools import partial
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from photos.models import Photo
@@ -60,7 +61,7 @@ def photo_enqueue(
     they keep their old analysis readable until the new one replaces it.
     """
     now = timezone.now()
-    changes: dict[str, object] = {"queued_at": now, "updated_at": now}
+    changes: dict[str, object] = {"queued_at": now, "updated_at": now, "run": F("run") + 1}
     if room_type:
         changes["room_type"] = room_type
     idle = Photo.objects.filter(pk=photo.pk, queued_at__isnull=True)

@@ -2,7 +2,8 @@
 
 The database is the outbox: `queued_at` says a photo must be processed. A photo is *stuck* when
   - it is PENDING with `queued_at` set for longer than the grace period, or
-  - it is PROCESSING and its lease has expired (its worker died),
+  - it is PROCESSING and its worker is gone (no heartbeat for the broker's heartbeat timeout),
+    or its lease has expired,
 and no live `photo-analyze` message (waiting, delayed or held by a worker) names it. That happens
 after Redis lost its data, when the broker was down at enqueue time, or after a crash between the
 commit and the send.
@@ -37,6 +38,18 @@ class StuckPhoto:
     queued_at: datetime | None
     lease_expires_at: datetime | None
     project_id: str
+    lease_token: Any = None
+
+
+def alive_workers(client: Any) -> set[str]:
+    """Workers whose last heartbeat is within the broker's heartbeat timeout."""
+    now_ms = timezone.now().timestamp() * 1000
+    beats = client.zrangebyscore(
+        f"{settings.DRAMATIQ_NAMESPACE}:__heartbeats__",
+        now_ms - settings.DRAMATIQ_HEARTBEAT_TIMEOUT_MS,
+        "+inf",
+    )
+    return {beat.decode() if isinstance(beat, bytes) else beat for beat in beats}
 
 
 def live_photo_ids(client: Any) -> set[str]:
@@ -67,21 +80,31 @@ def photos_stuck(
     # Read the broker first: a message sent after this read belongs to a photo whose queued_at
     # is fresh, which the grace period leaves out.
     live = live_photo_ids(client)
+    alive = alive_workers(client)
+    heartbeat_timeout = timedelta(milliseconds=settings.DRAMATIQ_HEARTBEAT_TIMEOUT_MS)
     owed = Q(status=Photo.Status.PENDING, queued_at__lt=now - grace) | Q(
-        status=Photo.Status.PROCESSING, lease_expires_at__lt=now
+        status=Photo.Status.PROCESSING, updated_at__lt=now - heartbeat_timeout
     )
     rows = (
         Photo.objects.filter(owed)
         .order_by("updated_at")
-        .values_list("id", "status", "queued_at", "lease_expires_at", "project_id")
+        .values_list(
+            "id",
+            "status",
+            "queued_at",
+            "lease_expires_at",
+            "project_id",
+            "lease_token",
+            "lease_owner",
+        )
     )
     stuck = []
-    for photo_id, status, queued_at, lease_expires_at, project_id in rows.iterator():
+    for photo_id, status, queued_at, expires, project_id, token, owner in rows.iterator():
         if str(photo_id) in live:
             continue
-        stuck.append(
-            StuckPhoto(str(photo_id), status, queued_at, lease_expires_at, str(project_id))
-        )
+        if status == Photo.Status.PROCESSING and owner in alive and expires and expires > now:
+            continue  # a live worker is on it
+        stuck.append(StuckPhoto(str(photo_id), status, queued_at, expires, str(project_id), token))
         if limit is not None and len(stuck) >= limit:
             break
     return stuck
@@ -94,9 +117,8 @@ def photo_relay(*, photo: StuckPhoto) -> bool:
     if photo.status == Photo.Status.PENDING:
         unchanged = unchanged.filter(queued_at=photo.queued_at)
     else:
-        unchanged = unchanged.filter(
-            lease_expires_at=photo.lease_expires_at, lease_expires_at__lt=now
-        )
+        # Still held by the same (dead or expired) lease, and not already relayed since.
+        unchanged = unchanged.filter(lease_token=photo.lease_token)
         unchanged = (
             unchanged.filter(queued_at=photo.queued_at)
             if photo.queued_at

@@ -47,7 +47,7 @@ class Command(BaseCommand):
                 .distinct()
                 .order_by("project_id")
             )
-        progress = ProgressBar(self.stderr._out, len(project_ids))  # type: ignore[attr-defined]
+        progress = ProgressBar(self.stderr._out, len(project_ids))
         for project_id in project_ids:
             if options["dry_run"]:
                 self.stdout.write(f"would sync {project_id}")

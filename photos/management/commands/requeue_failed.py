@@ -85,7 +85,7 @@ class Command(BaseCommand):
             photos = photos[: options["limit"]]
 
         selected = list(photos.only("id", "error_code", "status", "queued_at"))
-        progress = ProgressBar(self.stderr._out, len(selected))  # type: ignore[attr-defined]
+        progress = ProgressBar(self.stderr._out, len(selected))
         found: Counter[str] = Counter()
         done: Counter[str] = Counter()
         for photo in selected:

@@ -37,7 +37,7 @@ class Command(BaseCommand):
             raise CommandError("--grace must be 0 or more")
         grace = timedelta(seconds=options["grace"]) if options["grace"] is not None else None
         stuck = photos_stuck(client=broker_redis(), grace=grace, limit=options["limit"])
-        progress = ProgressBar(self.stderr._out, len(stuck))  # type: ignore[attr-defined]
+        progress = ProgressBar(self.stderr._out, len(stuck))
         found: Counter[str] = Counter()
         sent: Counter[str] = Counter()
         for photo in stuck:

@@ -1,0 +1,327 @@
+"""`/metrics` (access, names, labels and numbers) and the worker's Dramatiq exporter."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from moverz import metrics
+from photos.models import Photo
+from tests.factories import make_photo
+from tests.test_dashboard import MINI, SONNET, metric
+
+pytestmark = pytest.mark.django_db
+
+OUTSIDE = "203.0.113.7"  # TEST-NET-3: never in an allowed network here
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_totals() -> Iterator[None]:
+    metrics.metrics_cache_clear()
+    yield
+    metrics.metrics_cache_clear()
+
+
+def scrape(client: Client | None = None, **extra: Any) -> Any:
+    return (client or Client()).get("/metrics", **extra)
+
+
+def samples(response: Any) -> Samples:
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    }
+
+
+def value(found: Samples, name: str, **labels: str) -> float:
+    return found[(name, frozenset(labels.items()))]
+
+
+def call(names: tuple[str, str, str], outcome: str) -> dict[str, str]:
+    provider, model, operation = names
+    return {"provider": provider, "model": model, "operation": operation, "outcome": outcome}
+
+
+# --- Access ---------------------------------------------------------------------------------
+
+
+def test_refused_without_token_from_an_address_outside_the_allow_list(settings: Any) -> None:
+    settings.METRICS_TOKEN = "s3cret-token"
+    assert scrape(REMOTE_ADDR=OUTSIDE).status_code == 403
+    assert scrape(REMOTE_ADDR=OUTSIDE, HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    assert scrape(REMOTE_ADDR=OUTSIDE, HTTP_AUTHORIZATION="Token s3cret-token").status_code == 403
+
+
+def test_the_bearer_token_opens_it_from_anywhere(settings: Any) -> None:
+    settings.METRICS_TOKEN = "s3cret-token"
+    response = scrape(REMOTE_ADDR=OUTSIDE, HTTP_AUTHORIZATION="Bearer s3cret-token")
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_no_token_configured_means_no_token_accepted(settings: Any) -> None:
+    settings.METRICS_TOKEN = ""
+    assert scrape(REMOTE_ADDR=OUTSIDE, HTTP_AUTHORIZATION="Bearer ").status_code == 403
+
+
+def test_loopback_is_allowed_by_default() -> None:
+    assert settings.METRICS_ALLOWED_NETWORKS == ["127.0.0.0/8", "::1/128"]
+    assert scrape(REMOTE_ADDR="127.0.0.1").status_code == 200
+    assert scrape(REMOTE_ADDR="::1").status_code == 200
+    assert scrape(REMOTE_ADDR="::ffff:127.0.0.1").status_code == 200
+
+
+def test_allowed_networks_come_from_the_setting(settings: Any) -> None:
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8", "2001:db8::/32"]
+    assert scrape(REMOTE_ADDR="10.20.30.40").status_code == 200
+    assert scrape(REMOTE_ADDR="2001:db8::5").status_code == 200
+    assert scrape(REMOTE_ADDR="127.0.0.1").status_code == 403
+    settings.METRICS_ALLOWED_NETWORKS = []  # `none`: the token only
+    assert scrape(REMOTE_ADDR="127.0.0.1").status_code == 403
+
+
+def test_a_bad_network_in_the_setting_is_a_configuration_error(settings: Any) -> None:
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/33"]
+    with pytest.raises(ImproperlyConfigured, match="10.0.0.0/33"):
+        scrape(REMOTE_ADDR=OUTSIDE)
+
+
+def test_only_get(settings: Any) -> None:
+    assert Client().post("/metrics").status_code == 405
+
+
+# --- Figures --------------------------------------------------------------------------------
+
+
+def _ai_calls() -> None:
+    now = timezone.now()
+    old = now - timedelta(hours=3)  # in the settled, cached hours
+    metric(old, latency_ms=200, tokens=(1000, 100), cost="0.003000")
+    metric(now, latency_ms=1500, tokens=(2000, 200), cost="0.006000")
+    metric(old, latency_ms=30_000, error="TIMEOUT")
+    metric(now, MINI, latency_ms=100, error="RATE_LIMIT")
+
+
+def test_ai_call_counters_latency_histograms_tokens_and_cost() -> None:
+    _ai_calls()
+    found = samples(scrape())
+    ok, failed = call(SONNET, "success"), call(SONNET, "failure")
+    assert value(found, "moverz_ai_calls_total", **ok) == 2
+    assert value(found, "moverz_ai_calls_total", **failed) == 1
+    assert value(found, "moverz_ai_calls_total", **call(MINI, "failure")) == 1
+    assert ("moverz_ai_calls_total", frozenset(call(MINI, "success").items())) not in found
+
+    # 200 ms and 1500 ms: cumulative buckets, the sum in seconds.
+    histogram = "moverz_ai_call_latency_seconds"
+    for le, count in [("0.25", 1), ("0.5", 1), ("1.0", 1), ("2.0", 2), ("60.0", 2), ("+Inf", 2)]:
+        assert value(found, f"{histogram}_bucket", **ok, le=le) == count, le
+    assert value(found, f"{histogram}_count", **ok) == 2
+    assert value(found, f"{histogram}_sum", **ok) == pytest.approx(1.7)
+    # 30 s exactly is in the 30 s bucket (le: less than or equal).
+    assert value(found, f"{histogram}_bucket", **failed, le="20.0") == 0
+    assert value(found, f"{histogram}_bucket", **failed, le="30.0") == 1
+
+    labels = dict(zip(("provider", "model", "operation"), SONNET, strict=True))
+    assert value(found, "moverz_ai_tokens_total", **labels, direction="in") == 3000
+    assert value(found, "moverz_ai_tokens_total", **labels, direction="out") == 300
+    assert value(found, "moverz_ai_cost_usd_total", **labels) == pytest.approx(0.009)
+    assert value(found, "moverz_ai_call_failures_total", **labels, error_type="TIMEOUT") == 1
+    mini = dict(zip(("provider", "model", "operation"), MINI, strict=True))
+    assert value(found, "moverz_ai_call_failures_total", **mini, error_type="RATE_LIMIT") == 1
+
+
+def test_photo_status_counts_and_queue_depths(django_capture_on_commit_callbacks: Any) -> None:
+    done, error, _pending = make_photo(), make_photo(), make_photo()
+    Photo.objects.filter(pk=done.pk).update(status=Photo.Status.DONE)
+    Photo.objects.filter(pk=error.pk).update(status=Photo.Status.ERROR)
+    with django_capture_on_commit_callbacks(execute=True):
+        make_photo(enqueue=True)  # one message waiting in photo-analyze
+    found = samples(scrape())
+    photos = {s: value(found, "moverz_photos", status=s) for s in Photo.Status.values}
+    assert photos == {"PENDING": 2, "PROCESSING": 0, "DONE": 1, "ERROR": 1}
+    queue = "photo-analyze"
+    assert value(found, "moverz_queue_messages", queue=queue, state="waiting") == 1
+    for state in ("delayed", "active", "dead"):
+        assert value(found, "moverz_queue_messages", queue=queue, state=state) == 0
+    assert value(found, "moverz_queue_finished", queue=queue, outcome="completed") == 1
+    assert value(found, "moverz_queue_finished", queue=queue, outcome="failed") == 1
+    assert value(found, "moverz_queue_messages", queue="inventory-sync", state="waiting") == 0
+    for section in ("queues", "photos", "ai"):
+        assert value(found, "moverz_metrics_section_up", section=section) == 1
+        assert (
+            "moverz_metrics_section_duration_seconds",
+            frozenset({("section", section)}),
+        ) in found
+
+
+def test_openmetrics_when_the_scraper_asks_for_it() -> None:
+    _ai_calls()
+    response = scrape(HTTP_ACCEPT="application/openmetrics-text; version=1.0.0")
+    assert response["Content-Type"].startswith("application/openmetrics-text")
+    text = response.content.decode()
+    assert text.endswith("# EOF\n")
+    assert "# TYPE moverz_ai_calls counter" in text
+
+
+def test_settled_hours_are_summed_once_recent_rows_at_every_scrape() -> None:
+    now = timezone.now()
+    ok = call(SONNET, "success")
+    metric(now - timedelta(hours=5), latency_ms=100)
+    with CaptureQueriesContext(connection) as first:
+        assert value(samples(scrape()), "moverz_ai_calls_total", **ok) == 1
+
+    metric(now, latency_ms=100)  # recent: counted at the next scrape
+    metric(now - timedelta(hours=4), latency_ms=100)  # settled: only once the hour turns
+    with CaptureQueriesContext(connection) as second:
+        assert value(samples(scrape()), "moverz_ai_calls_total", **ok) == 2
+
+    def reads(queries: CaptureQueriesContext) -> int:
+        return sum("aimetrics_aimetric" in q["sql"] for q in queries.captured_queries)
+
+    assert (reads(first), reads(second)) == (4, 2)  # settled + recent, then recent only
+    metrics.metrics_cache_clear()
+    assert value(samples(scrape()), "moverz_ai_calls_total", **ok) == 3
+
+
+def test_a_section_that_fails_is_reported_and_the_others_still_arrive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def redis_down() -> None:
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(metrics, "queue_stats", redis_down)
+    _ai_calls()
+    found = samples(scrape())
+    assert value(found, "moverz_metrics_section_up", section="queues") == 0
+    assert value(found, "moverz_metrics_section_up", section="ai") == 1
+    assert not any(name.startswith("moverz_queue_") for name, _ in found)
+    assert value(found, "moverz_ai_calls_total", **call(SONNET, "success")) == 2
+
+
+def test_a_scrape_reads_a_fixed_number_of_queries(django_assert_max_num_queries: Any) -> None:
+    _ai_calls()
+    for i in range(30):
+        metric(timezone.now(), (f"provider{i}", "m", "detect_room"), latency_ms=10 * i)
+    scrape()  # the settled hours are now cached
+    # queue_stats: photo and snapshot counts (2); photo statuses (1); AI calls (2).
+    with django_assert_max_num_queries(5):
+        scrape()
+
+
+# --- The worker's exporter ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    credentials = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "2"],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _exported_messages(port: int) -> float | None:
+    """dramatiq_messages_total of analyze_photo on the exporter, or None if it is not up."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "dramatiq_messages_total"
+        and sample.labels.get("actor_name") == "analyze_photo"
+    )
+
+
+@pytest.mark.e2e
+def test_workers_export_dramatiq_metrics_and_a_port_clash_stops_no_worker(
+    tmp_path: Path,
+) -> None:
+    from photos.tasks import analyze_photo
+
+    port = _free_port()
+    (tmp_path / "prom").mkdir()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "moverz.settings",
+        "DATABASE_URL": _database_url(),
+        "DRAMATIQ_NAMESPACE": settings.DRAMATIQ_NAMESPACE,
+        "PYTHONUNBUFFERED": "1",
+        "dramatiq_prom_host": "127.0.0.1",
+        "dramatiq_prom_port": str(port),  # both workers ask for the same port
+        "dramatiq_prom_db": str(tmp_path / "prom"),
+    }
+    first = _worker(env, tmp_path / "first.log")
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.monotonic() + 60
+        while _exported_messages(port) is None:
+            assert first.poll() is None, (tmp_path / "first.log").read_text()
+            assert time.monotonic() < deadline, "the exporter never answered"
+            time.sleep(0.2)
+        second = _worker(env, tmp_path / "second.log")
+        while b"Address already in use" not in (tmp_path / "second.log").read_bytes():
+            assert time.monotonic() < deadline, (tmp_path / "second.log").read_text()
+            time.sleep(0.2)
+
+        for _ in range(8):  # photos that do not exist: each message is a quick no-op
+            analyze_photo.send(str(uuid.uuid4()))
+        # Both workers write into the same metrics directory; the first one's exporter sums them.
+        while _exported_messages(port) != 8:
+            assert time.monotonic() < deadline, f"exported: {_exported_messages(port)}"
+            time.sleep(0.2)
+        assert first.poll() is None and second.poll() is None  # the clash stopped no worker
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, 9)
+                    process.wait(timeout=5)
