@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/moverz
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test check lint format bench install install-dev clean
+.PHONY: run test chaos check lint format bench install install-dev clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python 3.12 not found: install it or pass PYTHON=/path/to/python3.12"; exit 1; }
@@ -33,9 +33,19 @@ install-dev: $(DEV_STAMP)
 run: $(RUNTIME_STAMP)
 	$(BIN)/python scripts/run.py
 
-## test: the whole suite against PostgreSQL and Redis (TEST_DATABASE_URL, TEST_REDIS_URL)
+## test: the whole suite against PostgreSQL and Redis (TEST_DATABASE_URL, TEST_REDIS_URL), but
+## the fault suite, which has its own target (`.ci/run` runs both)
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not chaos" --ignore=tests/chaos $(PYTEST_ARGS)
+
+## chaos: the fault suite (tests/chaos): real web, workers, Redis and provider processes, broken
+## on purpose; one line per scenario, figures in docs/reliability.md
+chaos: $(DEV_STAMP)
+	$(BIN)/python -m pytest tests/chaos -m chaos -p no:cacheprovider $(PYTEST_ARGS)
+
+## bench: the benchmark suite (bench/); writes bench/results/ and the table of docs/benchmarks.md
+bench: $(DEV_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## check: linters, formatter, types, migrations
 check: $(DEV_STAMP)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -71,4 +72,5 @@ class AiMetric(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider}/{self.operation} {'ok' if self.success else self.error_type}"
+        outcome = gettext("ok") if self.success else self.error_type or gettext("failed")
+        return f"{self.provider}/{self.operation} {outcome}"

@@ -30,6 +30,7 @@ JPEG_MAX_SEGMENTS = 1000
 # or RSTn (restart markers inside entropy-coded data). One byte of context only: no backtracking.
 _JPEG_MARKER = re.compile(rb"\xff[^\x00\xff\xd0-\xd7]")
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
+# Adam7 interlacing: each pass's first column, first row, column step and row step.
 _ADAM7 = (
     (0, 0, 8, 8),
     (4, 0, 8, 8),

@@ -19,6 +19,7 @@ from django.contrib import admin
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext, ngettext
@@ -30,7 +31,7 @@ from inventory.services import inventory_request_sync
 from moverz.admin_tools import CappedCountPaginator, search_by_uuid, signed
 from photos import admin as photos_admin
 from photos.admin_actions import ACTION_BATCH_LIMIT, Tally
-from photos.admin_filters import ProjectListFilter
+from photos.admin_filters import ProjectListFilter, room_type_label
 from photos.models import Photo, Project
 
 
@@ -106,7 +107,10 @@ class ProjectAdmin(photos_admin.ProjectAdmin):
             '<a href="{}">{}</a>',
             reverse("admin:inventory_inventorysnapshot_change", args=[snapshot_id]),
             gettext("%(items)d items, %(volume)s m³")
-            % {"items": project.latest_items, "volume": project.latest_volume},  # type: ignore[attr-defined]
+            % {
+                "items": project.latest_items,  # type: ignore[attr-defined]
+                "volume": number_format(project.latest_volume),  # type: ignore[attr-defined]
+            },
         )
 
     @admin.display(description=_("inventory history"))
@@ -253,12 +257,15 @@ class InventorySnapshotAdmin(admin.ModelAdmin[InventorySnapshot]):
         if obj is not None:
             diff = snapshot_diff(obj, snapshot_previous(obj))
             context["snapshot_rooms"] = [
-                room for room in (obj.rooms if isinstance(obj.rooms, list) else []) if room
+                {**room, "label": room_type_label(room.get("roomType"))}
+                for room in (obj.rooms if isinstance(obj.rooms, list) else [])
+                if isinstance(room, dict) and room
             ]
             context["snapshot_diff"] = diff
             context["diff_rows"] = [
                 {
                     "room_type": room.room_type,
+                    "room_label": room_type_label(room.room_type),
                     "items_before": room.items_before,
                     "items_after": room.items_after,
                     "items_delta": signed(room.items_delta),

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from inventory.models import InventorySnapshot
 from inventory.services import inventory_request_sync
-from photos.api.serializers import ErrorSerializer
+from photos.api.views import ERRORS, PROJECT_ID
 from photos.selectors import project_for_owner
 
 
@@ -43,7 +43,7 @@ class SyncResponseSerializer(serializers.Serializer[Any]):
 
 
 class InventoryView(APIView):
-    @extend_schema(responses={200: InventorySerializer, 404: ErrorSerializer})
+    @extend_schema(parameters=[PROJECT_ID], responses={200: InventorySerializer, **ERRORS})
     def get(self, request: Request, project_id: str) -> Response:
         """The project's latest inventory snapshot; 404 before the first sync."""
         project = project_for_owner(owner=request.user, project_id=project_id)
@@ -56,7 +56,9 @@ class InventoryView(APIView):
 
 
 class InventorySyncView(APIView):
-    @extend_schema(request=None, responses={202: SyncResponseSerializer, 404: ErrorSerializer})
+    @extend_schema(
+        request=None, parameters=[PROJECT_ID], responses={202: SyncResponseSerializer, **ERRORS}
+    )
     def post(self, request: Request, project_id: str) -> Response:
         """Queue a sync of the project's inventory (coalesced with one already waiting)."""
         project = project_for_owner(owner=request.user, project_id=project_id)

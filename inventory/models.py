@@ -4,6 +4,7 @@ import uuid
 from decimal import Decimal
 
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from photos.models import Project
@@ -32,7 +33,10 @@ class InventorySnapshot(models.Model):
         indexes = [models.Index(fields=["project", "-created_at"], name="snapshot_project_created")]
 
     def __str__(self) -> str:
-        return f"inventory of {self.project_id} at {self.created_at:%Y-%m-%d %H:%M}"
+        return gettext("inventory of %(project)s at %(when)s") % {
+            "project": self.project_id,
+            "when": f"{self.created_at:%Y-%m-%d %H:%M}",
+        }
 
 
 class VolumeCatalogueEntry(models.Model):

@@ -113,6 +113,8 @@ MIDDLEWARE = [
     "moverz.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The admin in the browser's language (Accept-Language), LANGUAGE_CODE otherwise.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -185,7 +187,9 @@ SILENCED_SYSTEM_CHECKS = ["models.W040"]
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 DRAMATIQ_NAMESPACE = os.environ.get("DRAMATIQ_NAMESPACE", "dramatiq")
 DRAMATIQ_HEARTBEAT_TIMEOUT_MS = env_int("DRAMATIQ_HEARTBEAT_TIMEOUT_MS", 15_000)
-DRAMATIQ_MAINTENANCE_CHANCE = env_int("DRAMATIQ_MAINTENANCE_CHANCE", 1000)  # per 65,536 calls
+# Per 1,000,000 broker calls (dramatiq's scale), and only for the queue of that call; the relay
+# also sweeps every queue on each pass (moverz/relay.py), which is what bounds the recovery.
+DRAMATIQ_MAINTENANCE_CHANCE = env_int("DRAMATIQ_MAINTENANCE_CHANCE", 1000)
 DRAMATIQ_BROKER = {
     "BROKER": "dramatiq.brokers.redis.RedisBroker",
     "OPTIONS": {
@@ -359,6 +363,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 LANGUAGE_CODE = os.environ.get("LANGUAGE_CODE", "en-us")
+LANGUAGES = [("en", "English"), ("fr", "Français")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from moverz.queues import queue_stats
+from photos.api.serializers import ErrorSerializer
 
 
 class QueueSerializer(serializers.Serializer[Any]):
@@ -32,7 +33,9 @@ class QueuesResponseSerializer(serializers.Serializer[Any]):
 class QueuesView(APIView):
     permission_classes = [IsAdminUser]
 
-    @extend_schema(responses={200: QueuesResponseSerializer})
+    @extend_schema(
+        responses={200: QueuesResponseSerializer, 401: ErrorSerializer, 403: ErrorSerializer}
+    )
     def get(self, request: Request) -> Response:
         """Staff only: per-queue figures from Redis and the database (see README, "Queues")."""
         return Response({"queues": queue_stats()})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin
@@ -18,7 +19,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.formats import date_format
+from django.utils.formats import date_format, number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.text import capfirst
@@ -29,7 +30,13 @@ from django.utils.translation import gettext_lazy as _
 from aimetrics.models import AiMetric
 from moverz.admin_tools import CappedCountPaginator, save_changed_fields, search_by_uuid
 from photos.admin_actions import enqueue_selected
-from photos.admin_filters import ErrorCodeFilter, ProjectListFilter, ProviderFilter, RoomTypeFilter
+from photos.admin_filters import (
+    ErrorCodeFilter,
+    ProjectListFilter,
+    ProviderFilter,
+    RoomTypeFilter,
+    room_type_label,
+)
 from photos.admin_views import photo_image_view, photo_thumbnail_view
 from photos.models import Photo, Project
 
@@ -55,6 +62,13 @@ def _when(moment: datetime) -> str:
     return date_format(localtime(moment), "DATETIME_FORMAT")
 
 
+def _number(value: Any) -> str:
+    """A number as the active language writes it (2.5, or 2,5 in French); anything else as is."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return number_format(value)
+    return str(value)
+
+
 class PhotoChangeList(ChangeList):
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
         # The list shows provider and model (annotated); the whole analysis document of each of
@@ -73,7 +87,7 @@ class PhotoAdmin(admin.ModelAdmin[Photo]):
         "project_name",
         "owner",
         "coloured_status",
-        "room_type",
+        "room",
         "error_code",
         "attempts",
         "provider_model",
@@ -224,6 +238,10 @@ class PhotoAdmin(admin.ModelAdmin[Photo]):
     def coloured_status(self, photo: Photo) -> str:
         return status_badge(photo.status)
 
+    @admin.display(description=_("room type"), ordering="room_type")
+    def room(self, photo: Photo) -> str:
+        return room_type_label(photo.room_type) or self.get_empty_value_display()
+
     @admin.display(description=_("provider / model"), ordering="ai_provider")
     def provider_model(self, photo: Photo) -> str:
         provider = getattr(photo, "ai_provider", None)
@@ -261,9 +279,9 @@ class PhotoAdmin(admin.ModelAdmin[Photo]):
         return gettext(
             "%(items)s items, %(volume)s m³, confidence %(confidence)s, prompt %(prompt)s"
         ) % {
-            "items": totals.get("items", "?"),
-            "volume": totals.get("volume_m3", "?"),
-            "confidence": analysis.get("confidence", "?"),
+            "items": _number(totals.get("items", "?")),
+            "volume": _number(totals.get("volume_m3", "?")),
+            "confidence": _number(analysis.get("confidence", "?")),
             "prompt": analysis.get("promptVersion", "?"),
         }
 

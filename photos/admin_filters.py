@@ -18,6 +18,30 @@ from ai_engine.types import ROOM_TYPES
 from moverz.admin_tools import ValueListFilter, parse_uuid
 from photos.models import Project
 
+#: How staff read the room types; the codes stay in the data, the API and the prompts.
+ROOM_TYPE_LABELS = {
+    "living_room": _("living room"),
+    "kitchen": _("kitchen"),
+    "bedroom": _("bedroom"),
+    "bathroom": _("bathroom"),
+    "dining_room": _("dining room"),
+    "office": _("office"),
+    "hallway": _("hallway"),
+    "garage": _("garage"),
+    "cellar": _("cellar"),
+    "attic": _("attic"),
+    "outdoor": _("outdoor"),
+    "other": _("other"),
+}
+
+
+def room_type_label(room_type: str | None) -> str:
+    """The room type in the active language; an unknown code as it is."""
+    if not room_type:
+        return ""
+    label = ROOM_TYPE_LABELS.get(room_type)
+    return str(label) if label is not None else room_type
+
 
 class ProjectListFilter(admin.SimpleListFilter):
     """Filter by project without listing every project: the most recent ones, plus the one
@@ -65,7 +89,7 @@ class RoomTypeFilter(ValueListFilter):
     lookup = "room_type"
 
     def values(self, request: HttpRequest) -> Iterable[tuple[str, str]]:
-        return [(room, room) for room in ROOM_TYPES]
+        return [(room, room_type_label(room)) for room in ROOM_TYPES]
 
 
 class ProviderFilter(ValueListFilter):

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -99,7 +100,7 @@ class Photo(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"photo {self.id}"
+        return gettext("photo %(id)s") % {"id": self.id}
 
     @property
     def job_id(self) -> str:

@@ -68,8 +68,10 @@ def manage(*args: str, env: dict[str, str]) -> str:
 def main() -> int:
     env = dict(os.environ)
     env.setdefault("DEBUG", "1")  # local development: insecure key and localhost hosts allowed
+    env.setdefault("dramatiq_prom_host", "127.0.0.1")  # the worker's metrics stay local
     var_dir = Path(env.setdefault("MOVERZ_VAR_DIR", str(ROOT / "var")))
     var_dir.mkdir(parents=True, exist_ok=True)
+    env.setdefault("dramatiq_prom_db", str(var_dir / "dramatiq-prometheus"))
     port = int(env.get("PORT", "8000"))
     children: list[subprocess.Popen[bytes]] = []
 

@@ -37,11 +37,17 @@ class ProjectDetailSerializer(ProjectSerializer):
 
 
 class ProjectCreateSerializer(serializers.Serializer[Any]):
-    # The pattern documents what trimming enforces: something besides whitespace.
+    # The pattern says in the schema what the field enforces: something besides whitespace (it is
+    # trimmed) and no NUL (PostgreSQL cannot store it).
     name = serializers.CharField(
         max_length=200,
         trim_whitespace=True,
-        validators=[RegexValidator(r"\S", "The name must not be only whitespace.")],
+        validators=[
+            RegexValidator(
+                r"^[^\x00]*[^\x00\s][^\x00]*$",
+                "The name must have a visible character and no NUL character.",
+            )
+        ],
     )
 
 

@@ -52,6 +52,10 @@ RETRY_AFTER = OpenApiParameter(
     response=[429],
     description="Seconds until the caller may send this request again.",
 )
+# The routes take any string and answer 404 for what is not one of the caller's ids: the schema
+# says what a client must send (and keeps /api/photos/enqueue from looking like a photo id).
+PROJECT_ID = OpenApiParameter("project_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+PHOTO_ID = OpenApiParameter("photo_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 PAGE_PARAMETERS = [
     OpenApiParameter("cursor", str, description="Opaque: from a page's `next` or `previous`."),
     OpenApiParameter("pageSize", int, description="Results per page (at most 200)."),
@@ -73,7 +77,8 @@ class ProjectListView(APIView):
         return paginator.get_paginated_response(ProjectSerializer(page, many=True).data)
 
     @extend_schema(
-        request=ProjectCreateSerializer, responses={201: ProjectSerializer, **ERRORS, **UNSUPPORTED}
+        request={"application/json": ProjectCreateSerializer},
+        responses={201: ProjectSerializer, **ERRORS, **UNSUPPORTED},
     )
     def post(self, request: Request) -> Response:
         """Create a project owned by the caller."""
@@ -83,7 +88,7 @@ class ProjectListView(APIView):
 
 
 class ProjectDetailView(APIView):
-    @extend_schema(responses={200: ProjectDetailSerializer, **ERRORS})
+    @extend_schema(parameters=[PROJECT_ID], responses={200: ProjectDetailSerializer, **ERRORS})
     def get(self, request: Request, project_id: str) -> Response:
         """One project with its photos counted by status."""
         project = project_for_owner(owner=request.user, project_id=project_id)
@@ -156,7 +161,7 @@ class PhotoListView(APIView):
 
 
 class PhotoDetailView(APIView):
-    @extend_schema(responses={200: PhotoEnvelopeSerializer, **ERRORS})
+    @extend_schema(parameters=[PHOTO_ID], responses={200: PhotoEnvelopeSerializer, **ERRORS})
     def get(self, request: Request, photo_id: str) -> Response:
         """Poll one photo until its status is DONE or ERROR."""
         photo = photo_for_owner(owner=request.user, photo_id=photo_id)

@@ -145,21 +145,30 @@ class MetricRecorder:
         meta = self.meta | record.extra
         if record.error is not None:
             meta["error"] = record.error.message
-        aimetric_record(
-            provider=record.provider,
-            model=record.model,
-            operation=record.operation,
-            latency_ms=record.latency_ms,
-            success=record.success,
-            error_type=record.error.code if record.error else None,
-            retries=max(self.photo.attempts - 1, 0),
-            tokens_in=record.tokens_in,
-            tokens_out=record.tokens_out,
-            cost_usd=record.cost_usd,
-            photo_id=self.photo.pk,
-            project_id=self.photo.project_id,
-            meta=meta,
-        )
+        row: dict[str, Any] = {
+            "provider": record.provider,
+            "model": record.model,
+            "operation": record.operation,
+            "latency_ms": record.latency_ms,
+            "success": record.success,
+            "error_type": record.error.code if record.error else None,
+            "retries": max(self.photo.attempts - 1, 0),
+            "tokens_in": record.tokens_in,
+            "tokens_out": record.tokens_out,
+            "cost_usd": record.cost_usd,
+            "photo_id": self.photo.pk,
+            "project_id": self.photo.project_id,
+            "meta": meta,
+        }
+        try:
+            aimetric_record(**row)
+        except (OperationalError, InterfaceError):
+            if connection.in_atomic_block:
+                raise
+            # The row carries an answer we paid for (reused by the next attempt): a connection
+            # PostgreSQL dropped must not lose it. Once more, on a fresh connection.
+            connection.close()
+            aimetric_record(**row)
         # What usually follows is the next provider call: do not wait on it holding a connection.
         _release_connection()
 
