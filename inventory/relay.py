@@ -3,7 +3,6 @@ message is nowhere — lost with Redis, or never sent because the process died a
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -15,6 +14,7 @@ from django.utils import timezone
 
 from inventory.models import InventorySnapshot
 from inventory.services import inventory_request_sync, inventory_send_sync
+from moverz.broker import live_message_ids
 from photos.models import Photo, Project
 
 INVENTORY_QUEUE = "inventory-sync"
@@ -22,25 +22,11 @@ INVENTORY_QUEUE = "inventory-sync"
 LOOKBACK = timedelta(days=1)
 
 
-def live_sync_project_ids(client: Any) -> set[str]:
-    ns = settings.DRAMATIQ_NAMESPACE
-    ids: set[str] = set()
-    for key in (f"{ns}:{INVENTORY_QUEUE}.msgs", f"{ns}:{INVENTORY_QUEUE}.DQ.msgs"):
-        for _, body in client.hscan_iter(key, count=1000):
-            try:
-                args = json.loads(body).get("args") or []
-            except ValueError:
-                continue
-            if args:
-                ids.add(str(args[0]))
-    return ids
-
-
 def inventory_relay(*, client: Any, grace: timedelta | None = None) -> int:
     """Re-send owed syncs that have no live message; returns how many were sent."""
     now = timezone.now()
     grace = grace if grace is not None else timedelta(seconds=settings.PHOTO_RELAY_GRACE_SECONDS)
-    live = live_sync_project_ids(client)
+    live = live_message_ids(client, INVENTORY_QUEUE)
     sent = 0
 
     # 1. Requested, but the message is gone.

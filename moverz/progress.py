@@ -1,9 +1,12 @@
-"""A small progress bar and table printer for management commands."""
+"""Helpers of the management commands: a progress bar, a table printer, id options."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
+
+from django.core.management.base import CommandError
 
 
 class ProgressBar:
@@ -39,3 +42,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
         ]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def parse_id_option(value: str, *, option: str, what: str) -> uuid.UUID:
+    """A UUID given on the command line, or a CommandError that says which option was wrong."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise CommandError(f"{option}: {value!r} is not a {what} id") from None

@@ -14,7 +14,6 @@ cron overlapping itself) send one message, not two.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from moverz.broker import live_message_ids
 from photos.models import Photo
 from photos.services.queueing import photo_send_analyze_on_commit
 
@@ -53,22 +53,8 @@ def alive_workers(client: Any) -> set[str]:
 
 
 def live_photo_ids(client: Any) -> set[str]:
-    """Ids of photos named by a live `photo-analyze` message: waiting, delayed or in flight.
-
-    A message stays in its queue's `.msgs` hash from enqueue until it is acked, whether it waits in
-    the list or a worker holds it, so the two hashes cover every live message.
-    """
-    ns = settings.DRAMATIQ_NAMESPACE
-    ids: set[str] = set()
-    for key in (f"{ns}:{PHOTO_QUEUE}.msgs", f"{ns}:{PHOTO_QUEUE}.DQ.msgs"):
-        for _, body in client.hscan_iter(key, count=1000):
-            try:
-                args = json.loads(body).get("args") or []
-            except ValueError:
-                continue
-            if args:
-                ids.add(str(args[0]))
-    return ids
+    """Ids of photos named by a live `photo-analyze` message: waiting, delayed or in flight."""
+    return live_message_ids(client, PHOTO_QUEUE)
 
 
 def photos_stuck(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from inventory.services import inventory_request_sync, inventory_sync
-from moverz.progress import ProgressBar
+from moverz.progress import ProgressBar, parse_id_option
 from photos.models import Photo, Project
 
 
@@ -31,12 +30,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["project"]:
-            try:
-                project_id = uuid.UUID(options["project"])
-            except ValueError:
-                raise CommandError(
-                    f"--project: {options['project']!r} is not a project id"
-                ) from None
+            project_id = parse_id_option(options["project"], option="--project", what="project")
             if not Project.objects.filter(pk=project_id).exists():
                 raise CommandError(f"--project: no project {project_id}")
             project_ids = [project_id]

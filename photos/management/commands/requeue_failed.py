@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +12,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ai_engine.errors import RETRYABLE_CODES, ErrorCode
-from moverz.progress import ProgressBar, format_table
+from moverz.progress import ProgressBar, format_table, parse_id_option
 from photos.models import Photo
 from photos.services.queueing import EnqueueStatus, photo_enqueue
 
@@ -70,12 +69,7 @@ class Command(BaseCommand):
         elif not options["force"]:
             photos = photos.filter(error_code__in=[code.value for code in RETRYABLE_CODES])
         if options["project"]:
-            try:
-                project_id = uuid.UUID(options["project"])
-            except ValueError:
-                raise CommandError(
-                    f"--project: {options['project']!r} is not a project id"
-                ) from None
+            project_id = parse_id_option(options["project"], option="--project", what="project")
             photos = photos.filter(project_id=project_id)
         if options["since"]:
             photos = photos.filter(updated_at__gte=parse_since(options["since"]))
