@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from decimal import Decimal
@@ -18,11 +19,16 @@ class DatabaseVolumeCatalogue:
     def __init__(self) -> None:
         self._keys: list[str] = []
         self._keys_read_at = float("-inf")
+        self._lock = threading.Lock()
 
     def keys(self) -> list[str]:
         if time.monotonic() - self._keys_read_at > KEYS_TTL_S:
-            self._keys = list(VolumeCatalogueEntry.objects.values_list("key", flat=True))
-            self._keys_read_at = time.monotonic()
+            # One thread reads; the others (a worker has dozens) wait for its list instead of
+            # all asking the database, and the pool, at once.
+            with self._lock:
+                if time.monotonic() - self._keys_read_at > KEYS_TTL_S:
+                    self._keys = list(VolumeCatalogueEntry.objects.values_list("key", flat=True))
+                    self._keys_read_at = time.monotonic()
         return self._keys
 
     def volumes(self, keys: Iterable[str]) -> dict[str, Decimal]:

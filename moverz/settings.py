@@ -213,6 +213,7 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.Retries",
         "dramatiq.middleware.CurrentMessage",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
+        "photos.worker_boot.WarmAiEngine",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]

@@ -122,13 +122,15 @@ class ScopedUserRateThrottle(BaseThrottle):
 def _incr(key: str, window_s: int) -> int:
     """Add one to the window's counter (created with the window's lifetime) and return it."""
     cache = caches[settings.THROTTLE_CACHE]
-    # A little longer than the window, so a counter never expires while its window is open.
-    cache.add(key, 0, timeout=window_s + 5)
     try:
+        # The usual case, the window's counter exists: two round trips (EXISTS, INCR) where
+        # creating it first every time made three.
         return int(cache.incr(key))
-    except ValueError:  # expired between add and incr: a fresh window
-        cache.add(key, 1, timeout=window_s + 5)
-        return 1
+    except ValueError:  # the window's first request
+        # A little longer than the window, so a counter never expires while its window is open.
+        if cache.add(key, 1, timeout=window_s + 5):
+            return 1
+        return int(cache.incr(key))  # another request created it in the meantime
 
 
 class UploadRateThrottle(ScopedUserRateThrottle):

@@ -13,6 +13,12 @@ every answer about images of some widths malformed (`malformed_widths`: the widt
 preflight, which only shrinks large images), and read what was served from `stats()` (over HTTP:
 `GET /stats`), so they can compare it with what our side recorded.
 
+Latency is constant (`latency_ms`), or log-normal when `latency_p95_ms` is given too: then
+`latency_ms` is the median and `latency_p95_ms` the 95th percentile of the draws (benchmarks).
+
+`POST /latency` with `{"latency_ms": ..., "latency_p95_ms": ...}` switches the latency model of a
+running server (benchmarks reuse one server, and the workers connected to it, for both models).
+
 In-process: `with running_fake_ai(latency_ms=5) as server: ...`.
 As its own process: `python -m tests.fakeai --port 0 --fault-rate 0.2` prints the port it listens
 on, then serves until SIGTERM or Ctrl-C (`--help` lists the options).
@@ -29,6 +35,7 @@ import collections
 import contextlib
 import hashlib
 import json
+import math
 import random
 import signal
 import socket
@@ -50,6 +57,8 @@ OPENAI_PATH = "/v1/chat/completions"
 #: The random faults `fault_rate` draws from: a 429 with `retry-after`, a 529, a 500, and an
 #: answer slower than the client's timeout.
 FAULT_KINDS = ("rate_limit", "overloaded", "server_error", "slow")
+#: The standard normal's 95th percentile: a log-normal's P95 is exp(mu + Z_95 * sigma).
+Z_95 = 1.6448536269514722
 
 #: Items the fake reports: (key, name, category, fragile, dismantle, volume of one, m³).
 ITEMS: tuple[tuple[str, str, str, bool, bool, float], ...] = (
@@ -234,6 +243,7 @@ class FakeAiServer:
         host: str = "127.0.0.1",
         port: int = 0,
         latency_ms: int = 0,
+        latency_p95_ms: int | None = None,
         fault_rate: float = 0.0,
         fault_delay_s: float = 5.0,
         malformed: bool = False,
@@ -249,6 +259,10 @@ class FakeAiServer:
         if unknown or not fault_kinds:
             raise ValueError(f"fault kinds must be among {FAULT_KINDS}, got {list(fault_kinds)}")
         self.latency_ms = latency_ms
+        if latency_p95_ms is not None and not 0 < latency_ms <= latency_p95_ms:
+            raise ValueError("a log-normal latency needs 0 < latency_ms <= latency_p95_ms")
+        #: Log-normal latency: its P95 (latency_ms is then the median); None: constant latency.
+        self.latency_p95_ms = latency_p95_ms
         self.fault_rate = fault_rate
         self.fault_kinds = tuple(fault_kinds)
         #: The `retry-after` header of a random 429 (seconds, as the APIs send it).
@@ -265,6 +279,7 @@ class FakeAiServer:
         #: with a dated snapshot: "gpt-4.1-mini" comes back as "gpt-4.1-mini-2025-04-14".)
         self.response_model = response_model
         self._rng = random.Random(seed)
+        self._latency_rng = random.Random(seed)  # its own: draws never shift the faults'
         self._lock = threading.Lock()
         self._scripts: collections.deque[Scripted] = collections.deque()
         self._requests: list[RecordedRequest] = []
@@ -401,9 +416,18 @@ class FakeAiServer:
         if seconds > 0:
             self._stopping.wait(seconds)
 
+    def latency_s(self) -> float:
+        """How long the next answer waits: constant, or a log-normal draw."""
+        if self.latency_p95_ms is None:
+            return self.latency_ms / 1000
+        sigma = math.log(self.latency_p95_ms / self.latency_ms) / Z_95
+        with self._lock:
+            draw = self._latency_rng.lognormvariate(math.log(self.latency_ms), sigma)
+        return draw / 1000
+
     def respond(self, provider: str | None, body: Any) -> tuple[int, dict[str, str], Any]:
         """Status, headers and JSON body for one request."""
-        self._sleep(self.latency_ms / 1000)
+        self._sleep(self.latency_s())
         entry = self._next(provider) or Scripted()
         tool = tool_of(body)
         self._count("requests", f"requests:{tool}")
@@ -486,6 +510,7 @@ class FakeAiServer:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the listen backlog: 2 × 64 worker threads connect at once
     fake: FakeAiServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -531,6 +556,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         path = self.path.split("?", 1)[0]
+        if path == "/latency":  # benchmarks switch a running server's latency model
+            self._set_latency(body)
+            return
         provider = ANTHROPIC if path == ANTHROPIC_PATH else None
         if path.endswith("/chat/completions"):
             provider = OPENAI
@@ -547,6 +575,23 @@ class _Handler(BaseHTTPRequestHandler):
         )
         status, headers, payload = fake.respond(provider, body)
         self._send(status, headers, payload)
+
+    def _set_latency(self, body: Any) -> None:
+        """`POST /latency {"latency_ms": 1000, "latency_p95_ms": null}`."""
+        fake = self.server.fake
+        try:
+            latency_ms = int(body["latency_ms"])
+            p95 = body.get("latency_p95_ms")
+            latency_p95_ms = None if p95 is None else int(p95)
+            lognormal = latency_p95_ms is not None
+            if latency_ms < 0 or (lognormal and not 0 < latency_ms <= (latency_p95_ms or 0)):
+                raise ValueError("a log-normal latency needs 0 < latency_ms <= latency_p95_ms")
+        except (TypeError, KeyError, ValueError) as exc:
+            self._send(400, {}, {"error": str(exc)})
+            return
+        with fake._lock:
+            fake.latency_ms, fake.latency_p95_ms = latency_ms, latency_p95_ms
+        self._send(200, {}, {"latency_ms": latency_ms, "latency_p95_ms": latency_p95_ms})
 
     def _send(self, status: int, headers: Mapping[str, str], payload: Any) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -579,7 +624,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Fake Anthropic/OpenAI HTTP server.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
-    parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--latency-ms", type=int, default=0, help="constant, or the median")
+    parser.add_argument(
+        "--latency-p95-ms",
+        type=int,
+        default=None,
+        help="log-normal latency with this P95 (and --latency-ms as its median)",
+    )
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--fault-delay-s", type=float, default=5.0)
     parser.add_argument("--malformed", action="store_true")
@@ -602,6 +653,7 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         latency_ms=args.latency_ms,
+        latency_p95_ms=args.latency_p95_ms,
         fault_rate=args.fault_rate,
         fault_delay_s=args.fault_delay_s,
         malformed=args.malformed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -37,7 +38,7 @@ from photos.selectors import (
     project_for_owner,
     project_photo_counts,
 )
-from photos.services.queueing import EnqueueResult, photo_enqueue
+from photos.services.queueing import EnqueueResult, photo_enqueue_for_owner
 from photos.services.uploads import photo_create, project_create
 
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer}
@@ -181,10 +182,16 @@ class PhotoEnqueueView(APIView):
     def post(self, request: Request) -> Response:
         """Queue a photo's analysis. Idempotent: only one message is ever waiting per photo."""
         data = _valid(EnqueueRequestSerializer, request.data)
-        photo = photo_for_owner(owner=request.user, photo_id=data["photoId"])
-        result: EnqueueResult = photo_enqueue(
-            photo=photo, room_type=data.get("roomType"), force=data["force"]
-        )
+        photo = Photo(id=data["photoId"])  # the id only: the owner check is in the UPDATE
+        try:
+            result: EnqueueResult = photo_enqueue_for_owner(
+                owner=request.user,
+                photo_id=photo.pk,
+                room_type=data.get("roomType"),
+                force=data["force"],
+            )
+        except Photo.DoesNotExist:
+            raise Http404("No such photo.") from None
         body = {
             "success": True,
             "status": result.status.value,

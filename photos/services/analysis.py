@@ -56,6 +56,12 @@ def photo_analyze(
 
     `engine` (or a single `provider`) replaces the configured providers, for tests and tools.
     """
+    if engine is None:
+        # Before the claim: built the first time in a process, the engine imports the provider's
+        # SDK (seconds on a busy machine), which must not happen while holding a connection.
+        engine = (
+            AiEngine([provider]) if provider else engine_from_settings(redis_client=broker_redis())
+        )
     claim = photo_claim(photo_id=photo_id)
     if claim is None:
         return Outcome.SKIPPED
@@ -82,12 +88,15 @@ def _analyze_claimed(
             AiEngine([provider]) if provider else engine_from_settings(redis_client=broker_redis())
         )
     try:
+        paid = _answers_paid_for(photo)
+        # Reading the image (S3: a network call) and the preflight (tens of ms of CPU for a
+        # phone photo) need no connection: with many threads sharing a few, holding one here
+        # made the others queue for the pool.
+        _release_connection()
         with photo.image.open("rb") as handle:
             original = handle.read()
         prepared = _preflight(original)
-        paid = _answers_paid_for(photo)
         recorder = MetricRecorder(photo, prepared.as_meta())
-        _release_connection()
         analysis, room_type = _ask_engine(photo, prepared, engine.with_recorder(recorder), paid)
     except (OperationalError, InterfaceError):
         raise  # the database's failure, not the photo's: see photo_analyze
@@ -189,7 +198,11 @@ def _ask_engine(
     catalogue = volume_catalogue()
     result = paid.get("analyze_photo")
     if not isinstance(result, PhotoAnalysis):
-        result = engine.analyze_photo(prepared.data, room_type, catalogue.keys())
+        keys = catalogue.keys()
+        # The key list is cached, but re-read once a minute: that read must not keep its
+        # connection for the whole call (with a pool of 10, ten threads did, for seconds each).
+        _release_connection()
+        result = engine.analyze_photo(prepared.data, room_type, keys)
     volumes = catalogue.volumes(item.key for item in result.items)
     document = analysis_document(result, volumes=volumes)
     if room_confidence is not None:

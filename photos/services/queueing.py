@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
+from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from photos.models import Photo
+from photos.models import Photo, Project
 
 logger = logging.getLogger(__name__)
 
@@ -60,23 +62,42 @@ def photo_enqueue(
     always be enqueued again (with a fresh attempt budget); DONE photos only with `force`, and
     they keep their old analysis readable until the new one replaces it.
     """
+    rows = Photo.objects.filter(pk=photo.pk)
+    return _enqueue(rows, photo_id=photo.pk, room_type=room_type, force=force)
+
+
+def photo_enqueue_for_owner(
+    *, owner: Any, photo_id: uuid.UUID, room_type: str | None = None, force: bool = False
+) -> EnqueueResult:
+    """`photo_enqueue` of the API: the photo must be one of `owner`'s projects' (else
+    `Photo.DoesNotExist`, also for someone else's photo). The owner check is part of the
+    conditional UPDATE, so an enqueue that queues the photo is one statement."""
+    rows = Photo.objects.filter(pk=photo_id, project__in=Project.objects.filter(owner=owner))
+    return _enqueue(rows, photo_id=photo_id, room_type=room_type, force=force)
+
+
+def _enqueue(
+    rows: QuerySet[Photo], *, photo_id: Any, room_type: str | None, force: bool
+) -> EnqueueResult:
     now = timezone.now()
     changes: dict[str, object] = {"queued_at": now, "updated_at": now, "run": F("run") + 1}
     if room_type:
         changes["room_type"] = room_type
-    idle = Photo.objects.filter(pk=photo.pk, queued_at__isnull=True)
+    idle = rows.filter(queued_at__isnull=True)
 
-    with transaction.atomic():
-        moved = idle.filter(status__in=[Photo.Status.PENDING, Photo.Status.ERROR]).update(
-            status=Photo.Status.PENDING, queued_force=False, attempts=0, **changes
-        )
-        if not moved and force:
-            moved = idle.filter(status=Photo.Status.DONE).update(queued_force=True, **changes)
-        if moved:
-            photo_send_analyze_on_commit(photo_id=str(photo.pk))
-            return EnqueueResult(EnqueueStatus.ENQUEUED, QueuePosition.WAITING)
+    # No transaction of our own: each UPDATE is conditional and atomic by itself, and the two
+    # match exclusive states. Outside a transaction on_commit sends at once, inside one (an
+    # upload's) after its commit; BEGIN and COMMIT would only cost two round trips.
+    moved = idle.filter(status__in=[Photo.Status.PENDING, Photo.Status.ERROR]).update(
+        status=Photo.Status.PENDING, queued_force=False, attempts=0, **changes
+    )
+    if not moved and force:
+        moved = idle.filter(status=Photo.Status.DONE).update(queued_force=True, **changes)
+    if moved:
+        photo_send_analyze_on_commit(photo_id=str(photo_id))
+        return EnqueueResult(EnqueueStatus.ENQUEUED, QueuePosition.WAITING)
 
-    status, queued_at = Photo.objects.filter(pk=photo.pk).values_list("status", "queued_at").get()
+    status, queued_at = rows.values_list("status", "queued_at").get()
     if queued_at is not None:
         return EnqueueResult(EnqueueStatus.ALREADY_QUEUED, QueuePosition.WAITING)
     if status == Photo.Status.PROCESSING:
@@ -85,4 +106,4 @@ def photo_enqueue(
         return EnqueueResult(EnqueueStatus.ALREADY_DONE, QueuePosition.DONE)
     # The photo changed between our UPDATE and this read (a worker finished it with an error a
     # moment ago, say): ask again, the conditional UPDATE settles it.
-    return photo_enqueue(photo=photo, room_type=room_type, force=force)
+    return _enqueue(rows, photo_id=photo_id, room_type=room_type, force=force)

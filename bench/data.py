@@ -1,0 +1,245 @@
+"""Bench data: images, users, and rows inserted in bulk with SQL (INSERT … SELECT generate_series).
+
+Runs inside the bench process once Django is set up (bench/run.py). Bulk inserts name every
+concrete column of the model: the ones we choose are SQL expressions, the others get the field's
+default, so a column added to a model later does not break the bench.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import Model
+from PIL import Image
+
+from ai_engine.types import ROOM_TYPES
+
+PHONE_SIZE = (4032, 3024)  # 12 MP, a phone's main camera
+PHONE_TARGET_BYTES = 4_000_000
+SMALL_SIZE = (1024, 768)
+ORIENTATION, MAKE, MODEL, DATETIME, GPS_IFD = 0x0112, 0x010F, 0x0110, 0x0132, 0x8825
+
+#: A realistic DONE analysis (five items), as the API serves it when polled.
+ANALYSIS: dict[str, Any] = {
+    "items": [
+        {
+            "key": key,
+            "name": name,
+            "category": category,
+            "quantity": quantity,
+            "volume_m3": volume,
+            "volumeSource": "catalogue",
+            "confidence": 0.87,
+            "fragile": False,
+            "dismantle": False,
+        }
+        for key, name, category, quantity, volume in (
+            ("sofa_3_seat", "3-seat sofa", "furniture", 1, 2.0),
+            ("chair", "Chair", "furniture", 4, 1.2),
+            ("carton", "Standard carton", "box", 12, 0.72),
+            ("television", "Television", "electronics", 1, 0.3),
+            ("bookcase", "Bookcase", "furniture", 2, 2.0),
+        )
+    ],
+    "totals": {"items": 20, "volume_m3": 6.22},
+    "confidence": 0.86,
+    "provider": "anthropic",
+    "model": "claude-sonnet-4-6",
+    "promptVersion": "bench",
+    "roomConfidence": 0.91,
+}
+
+
+def _texture(size: tuple[int, int], seed: int) -> Image.Image:
+    """Noise over gradients: compresses about like a real photo (a flat image would not)."""
+    width, height = size
+    gradient = Image.linear_gradient("L").resize(size)
+    channels = []
+    for index in range(3):
+        noise = Image.effect_noise((width // 2, height // 2), 40 + 5 * index + seed % 7)
+        noise = noise.resize(size, Image.Resampling.BICUBIC)
+        base = gradient.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if index == 1 else gradient
+        channels.append(Image.blend(base, noise, 0.75))
+    return Image.merge("RGB", channels)
+
+
+def _phone_exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6  # held upright: stored sideways, as phones do
+    exif[MAKE] = "BenchPhone"
+    exif[MODEL] = "BP-12"
+    exif[DATETIME] = "2026:11:02 10:15:00"
+    exif.get_ifd(GPS_IFD).update({1: "N", 2: (45.0, 45.0, 0.0), 3: "E", 4: (4.0, 50.0, 0.0)})
+    return exif
+
+
+def phone_photo() -> bytes:
+    """A 12 MP JPEG of about 4 MB with a phone's EXIF (orientation, GPS)."""
+    image = _texture(PHONE_SIZE, seed=1)
+    exif = _phone_exif()
+    low, high, best = 50, 95, b""
+    while low <= high:  # the highest quality that stays within the target size
+        quality = (low + high) // 2
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=quality, exif=exif)
+        if buffer.tell() <= PHONE_TARGET_BYTES * 1.05:
+            best, low = buffer.getvalue(), quality + 1
+        else:
+            high = quality - 1
+    return best
+
+
+def small_photo() -> bytes:
+    """A 1024×768 JPEG (about what a client that resizes before upload sends): the preflight
+    re-encodes it but does not need to shrink it."""
+    buffer = io.BytesIO()
+    _texture(SMALL_SIZE, seed=2).save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def store_media(media_root: Path, name: str, data: bytes) -> str:
+    """Write `data` under MEDIA_ROOT; the name a FileField stores."""
+    path = media_root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return name
+
+
+def user_with_token(username: str, *, staff: bool = False) -> tuple[Any, str]:
+    from rest_framework.authtoken.models import Token
+
+    user = get_user_model().objects.create_user(
+        username=username, password=uuid.uuid4().hex, is_staff=staff, is_superuser=staff
+    )
+    return user, Token.objects.create(user=user).key
+
+
+def bulk_insert(
+    model: type[Model], count: int, expressions: dict[str, tuple[str, list[Any]]]
+) -> None:
+    """INSERT `count` rows of `model` in one statement. `expressions`: column attname → (SQL
+    expression over the series value `g`, its parameters); other columns get their default."""
+    columns, parts, params = [], [], []
+    for field in model._meta.concrete_fields:
+        columns.append(connection.ops.quote_name(str(field.column)))
+        if field.attname in expressions:
+            sql, sql_params = expressions[field.attname]
+            # Literal % (modulo) doubled; %s stays a placeholder.
+            parts.append(sql.replace("%", "%%").replace("%%s", "%s"))
+            params.extend(sql_params)
+        elif field.primary_key and field.get_internal_type() in ("AutoField", "BigAutoField"):
+            parts.append("DEFAULT")  # not valid in SELECT: replaced below
+        else:
+            parts.append("%s")
+            params.append(field.get_db_prep_save(field.get_default(), connection))
+    # A serial primary key is left out so the sequence fills it.
+    keep = [i for i, part in enumerate(parts) if part != "DEFAULT"]
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} "
+        f"({', '.join(columns[i] for i in keep)}) "
+        f"SELECT {', '.join(parts[i] for i in keep)} FROM generate_series(1, %s) AS g"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, count])
+
+
+def rooms_sql() -> str:
+    """A room type cycling with g (every type but "other")."""
+    rooms = [room for room in ROOM_TYPES if room != "other"]
+    return "(ARRAY[" + ", ".join(f"'{room}'" for room in rooms) + f"])[1 + g % {len(rooms)}]"
+
+
+def photos_insert(
+    *,
+    project_id: uuid.UUID,
+    count: int,
+    image: str,
+    status: str = "PENDING",
+    queued: bool = False,
+    room_type: str | None = None,
+    done: bool = False,
+) -> list[str]:
+    """`count` photos of one project; their ids, oldest first."""
+    from photos.models import Photo
+
+    tag = uuid.uuid4().hex[:12]  # finds this batch again, in order
+    expressions: dict[str, tuple[str, list[Any]]] = {
+        "id": ("gen_random_uuid()", []),
+        "project_id": ("%s", [project_id]),
+        "image": ("%s", [image]),
+        "image_format": ("'jpg'", []),
+        "image_bytes": ("100000", []),
+        "image_width": ("1024", []),
+        "image_height": ("768", []),
+        "sha256": ("%s || lpad(g::text, 12, '0')", [tag]),
+        "status": ("%s", ["DONE" if done else status]),
+        "created_at": ("now() - make_interval(secs => g)", []),
+        "updated_at": ("now()", []),
+    }
+    if room_type == "cycle":
+        expressions["room_type"] = (rooms_sql(), [])
+    elif room_type:
+        expressions["room_type"] = ("%s", [room_type])
+    if queued:
+        expressions["queued_at"] = ("now()", [])
+        expressions["run"] = ("1", [])
+    if done:
+        from django.db.backends.postgresql.psycopg_any import Jsonb
+
+        expressions |= {
+            "analysis": ("%s", [Jsonb(ANALYSIS)]),
+            "items_count": ("1 + g % 20", []),
+            "volume_m3": ("((g % 97) / 10.0)::numeric(12, 2)", []),
+            "processed_at": ("now()", []),
+            "attempts": ("1", []),
+            "run": ("1", []),
+        }
+        if room_type is None:
+            expressions["room_type"] = (rooms_sql(), [])
+    bulk_insert(Photo, count, expressions)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM photos_photo WHERE sha256 LIKE %s ORDER BY sha256", [tag + "%"]
+        )
+        return [str(row[0]) for row in cursor.fetchall()]
+
+
+def aimetrics_insert(*, count: int, days: int, project_ids: list[uuid.UUID]) -> None:
+    """`count` AiMetric rows spread evenly over the last `days` days: two calls per photo, a few
+    failures and retries, realistic token counts and costs, a small `meta`."""
+    from aimetrics.models import AiMetric
+
+    seconds = days * 86400 / count
+    projects = "ARRAY[" + ", ".join(f"'{pid}'::uuid" for pid in project_ids) + "]"
+    expressions: dict[str, tuple[str, list[Any]]] = {
+        "created_at": ("now() - make_interval(secs => g * %s)", [seconds]),
+        "provider": ("CASE WHEN g % 50 = 0 THEN 'openai' ELSE 'anthropic' END", []),
+        "model": ("CASE WHEN g % 50 = 0 THEN 'gpt-4.1-mini' ELSE 'claude-sonnet-4-6' END", []),
+        "operation": ("CASE WHEN g % 2 = 0 THEN 'detect_room' ELSE 'analyze_photo' END", []),
+        "latency_ms": ("800 + (g::bigint * 7919) % 6000", []),
+        "success": ("g % 40 <> 0", []),
+        "error_type": (
+            "CASE WHEN g % 40 = 0 THEN (ARRAY['TIMEOUT', 'RATE_LIMIT', 'PROVIDER_DOWN'])"
+            "[1 + (g / 40) % 3] END",
+            [],
+        ),
+        "retries": ("CASE WHEN g % 25 = 0 THEN 1 ELSE 0 END", []),
+        "tokens_in": ("1200 + g % 900", []),
+        "tokens_out": ("150 + g % 400", []),
+        "cost_usd": ("((1200 + g % 900) * 3 + (150 + g % 400) * 15) / 1000000.0", []),
+        # Two calls per photo: ids derived from g / 2, so a photo's calls share it.
+        "photo_id": ("md5('photo' || (g / 2)::text)::uuid", []),
+        "project_id": (f"({projects})[1 + (g / 40) % {len(project_ids)}]", []),
+        "meta": (
+            "jsonb_build_object('run', 1, 'promptVersion', 'bench', 'sentBytes', 180000 + g % 9000,"
+            " 'sentWidth', 1568, 'sentHeight', 1176, 'estimatedImageTokens', 2459,"
+            " 'originalBytes', 4000000, 'originalWidth', 3024, 'originalHeight', 4032)",
+            [],
+        ),
+    }
+    bulk_insert(AiMetric, count, expressions)
