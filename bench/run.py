@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             "worker": f"--processes {options.worker_processes} --threads {options.worker_threads}",
         }
         path = report.write(bench.results, meta, RESULTS, options.update_docs)
+        (RESULTS / "partial.json").unlink(missing_ok=True)  # latest.json has it all now
         bench.log(f"report: {path} and {path.with_suffix('.md')}")
         print((RESULTS / "latest.md").read_text())
         status = 1 if failed else 0
