@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from tests.factories import make_token, make_user
+from tests.factories import make_project, make_token, make_user
 
 pytest_plugins = ["tests.processes", "tests.s3server"]
 
@@ -86,3 +86,9 @@ def api(user: Any) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {make_token(user)}")
     return client
+
+
+@pytest.fixture
+def project(user: Any) -> Any:
+    """A project of the `user` fixture."""
+    return make_project(owner=user, name="Our move")

@@ -37,7 +37,6 @@ from typing import Any
 import pillow_heif
 import pytest
 from django.conf import settings as django_settings
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
 from rest_framework.test import APIClient
@@ -45,7 +44,8 @@ from rest_framework.test import APIClient
 from imaging.preflight import image_preflight
 from imaging.validation import JPEG_MAX_SCANS, JPEG_MAX_SEGMENTS, ImageRejected, image_inspect
 from photos.models import Photo, Project
-from tests.factories import make_project, make_user
+from tests.factories import make_user
+from tests.uploading import assert_nothing_stored, stored_files, upload
 
 pillow_heif.register_heif_opener()
 pytestmark = pytest.mark.django_db
@@ -363,41 +363,6 @@ CORPUS = {
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _upload(
-    api: APIClient,
-    project: Project,
-    data: bytes,
-    *,
-    filename: str = "photo.jpg",
-    content_type: str = "image/jpeg",
-) -> Any:
-    image = SimpleUploadedFile(filename, data, content_type=content_type)
-    return api.post(
-        "/api/photos", {"image": image, "projectId": str(project.pk)}, format="multipart"
-    )
-
-
-def _stored_files(root: Path) -> list[Path]:
-    return sorted(path for path in root.rglob("*") if path.is_file())
-
-
-@pytest.fixture
-def media_root(settings: Any, tmp_path: Path) -> Path:
-    root = tmp_path / "media"
-    settings.MEDIA_ROOT = root
-    return root
-
-
-@pytest.fixture
-def project(user: Any) -> Project:
-    return make_project(owner=user, name="Our move")
-
-
-def _assert_nothing_stored(media_root: Path) -> None:
-    assert not Photo.objects.exists()
-    assert _stored_files(media_root) == []
-
-
 # --- the corpus through the API -----------------------------------------------------------------
 
 
@@ -417,7 +382,7 @@ def test_hostile_upload_is_refused_cheaply_and_stores_nothing(
     api.get("/api/projects")  # warm up: the first request of a process pays for imports
 
     with measure() as cost:
-        response = _upload(
+        response = upload(
             api, project, data, filename=case.filename, content_type=case.content_type
         )
 
@@ -425,7 +390,7 @@ def test_hostile_upload_is_refused_cheaply_and_stores_nothing(
     print(f"\n{name}: {response.status_code} in {cost.wall_ms:.1f} ms, rss +{cost.rss_mb} MB")
     assert response.status_code == case.status, response.json()
     assert case.message in response.json()["error"]
-    _assert_nothing_stored(media_root)
+    assert_nothing_stored(media_root)
     assert cost.cpu_ms < CPU_BOUND_S * 1000
     if cost.rss_mb is not None and case.status != 413:  # a 15 MB body is 15 MB in memory
         assert cost.rss_mb < RSS_BOUND_MB
@@ -490,7 +455,7 @@ def test_body_beyond_the_request_limit_is_413_before_it_is_read(
         f"{django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
     }
     assert body.bytes_read == 0
-    _assert_nothing_stored(media_root)
+    assert_nothing_stored(media_root)
     assert cost.cpu_ms < CPU_BOUND_S * 1000
     if cost.rss_mb is not None:
         assert cost.rss_mb < RSS_BOUND_MB
@@ -505,12 +470,12 @@ def test_real_body_beyond_the_request_limit_is_413(
     data = _jpeg() + b"\x00" * (django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1024)
 
     with measure() as cost:
-        response = _upload(api, project, data)
+        response = upload(api, project, data)
 
     figures.append(("upload-body-over-the-request-limit", len(data), response.status_code, cost))
     assert response.status_code == 413
     assert "The request body is" in response.json()["error"]
-    _assert_nothing_stored(media_root)
+    assert_nothing_stored(media_root)
 
 
 def test_chunked_body_without_a_length_is_never_read(
@@ -529,7 +494,7 @@ def test_chunked_body_without_a_length_is_never_read(
 
     assert response.status_code == 400
     assert body.bytes_read == 0
-    _assert_nothing_stored(media_root)
+    assert_nothing_stored(media_root)
 
 
 # --- real images with a payload: accepted, stored as images, never passed on -------------------
@@ -570,14 +535,14 @@ def test_real_image_with_a_payload_is_stored_as_an_image_and_the_payload_never_l
     data = make()
     assert payload in data
 
-    response = _upload(api, project, data, filename=filename, content_type=content_type)
+    response = upload(api, project, data, filename=filename, content_type=content_type)
 
     assert response.status_code == 201
     photo = Photo.objects.get(pk=response.json()["photo"]["id"])
     extension = photo.image_format
     assert extension in ("jpg", "png")
     stored = media_root / f"photos/{project.pk}/{photo.pk}.{extension}"
-    assert _stored_files(media_root) == [stored]  # our name: nothing of the client's file name
+    assert stored_files(media_root) == [stored]  # our name: nothing of the client's file name
     assert photo.sha256 == hashlib.sha256(stored.read_bytes()).hexdigest()
     # What the AI gets is our re-encoded JPEG: the payload is gone.
     assert payload not in image_preflight(data).data
@@ -600,7 +565,7 @@ def test_phone_mpo_jpeg_is_accepted_as_a_jpeg(
     first.save(buffer, format="MPO", save_all=True, append_images=[Image.new("RGB", (320, 240))])
     assert Image.open(io.BytesIO(buffer.getvalue())).format == "MPO"
 
-    response = _upload(api, project, buffer.getvalue())
+    response = upload(api, project, buffer.getvalue())
 
     assert response.status_code == 201
     photo = Photo.objects.get(pk=response.json()["photo"]["id"])
@@ -657,7 +622,7 @@ def test_memory_of_an_accepted_upload_is_bounded_by_the_pixel_limit(
     api.get("/api/projects")
 
     with measure() as cost:
-        response = _upload(api, project, data, filename="x.png", content_type="image/png")
+        response = upload(api, project, data, filename="x.png", content_type="image/png")
 
     figures.append((f"accepted-rgba-png-{side}x{side}", len(data), response.status_code, cost))
     assert response.status_code == 201

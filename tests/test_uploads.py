@@ -14,13 +14,12 @@ from typing import Any
 
 import pillow_heif
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from rest_framework.test import APIClient
 
 from imaging.validation import ImageInfo, ImageRejected, image_inspect
 from photos.models import Photo, Project
-from tests.factories import make_project
+from tests.uploading import assert_nothing_stored, stored_files, upload
 
 pillow_heif.register_heif_opener()
 
@@ -70,42 +69,6 @@ ACCEPTED = [
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _upload(
-    api: APIClient,
-    project: Project,
-    data: bytes,
-    *,
-    filename: str = "photo.jpg",
-    content_type: str = "image/jpeg",
-) -> Any:
-    image = SimpleUploadedFile(filename, data, content_type=content_type)
-    return api.post(
-        "/api/photos", {"image": image, "projectId": str(project.pk)}, format="multipart"
-    )
-
-
-def _stored_files(root: Path) -> list[Path]:
-    return sorted(path for path in root.rglob("*") if path.is_file())
-
-
-@pytest.fixture
-def media_root(settings: Any, tmp_path: Path) -> Path:
-    """An empty MEDIA_ROOT of this test alone, so a walk shows exactly what the test stored."""
-    root = tmp_path / "media"
-    settings.MEDIA_ROOT = root
-    return root
-
-
-@pytest.fixture
-def project(user: Any) -> Project:
-    return make_project(owner=user, name="Our move")
-
-
-def _assert_nothing_stored(media_root: Path) -> None:
-    assert not Photo.objects.exists()
-    assert _stored_files(media_root) == []
-
-
 # --- image_inspect ------------------------------------------------------------------------------
 
 
@@ -152,7 +115,7 @@ def test_upload_stores_each_accepted_format_under_its_extension_with_its_hash(
 ) -> None:
     data = _photo(fmt, (400, 300))
 
-    response = _upload(api, project, data, filename=f"room.{extension}")
+    response = upload(api, project, data, filename=f"room.{extension}")
 
     assert response.status_code == 201, response.json()
     photo = Photo.objects.get(pk=response.json()["photo"]["id"])
@@ -160,7 +123,7 @@ def test_upload_stores_each_accepted_format_under_its_extension_with_its_hash(
     assert (photo.image_width, photo.image_height, photo.image_bytes) == (400, 300, len(data))
     assert photo.sha256 == hashlib.sha256(data).hexdigest()
     stored = media_root / f"photos/{project.pk}/{photo.pk}.{extension}"
-    assert _stored_files(media_root) == [stored]
+    assert stored_files(media_root) == [stored]
     assert stored.read_bytes() == data
 
 
@@ -169,14 +132,14 @@ def test_png_sent_as_a_jpeg_is_stored_as_png(
 ) -> None:
     data = _photo("PNG")
 
-    response = _upload(api, project, data, filename="x.jpg", content_type="image/jpeg")
+    response = upload(api, project, data, filename="x.jpg", content_type="image/jpeg")
 
     assert response.status_code == 201
     photo = Photo.objects.get(pk=response.json()["photo"]["id"])
     assert photo.image_format == "png"
     assert (photo.image.name or "").endswith(".png")
     assert photo.sha256 == hashlib.sha256(data).hexdigest()
-    assert [path.suffix for path in _stored_files(media_root)] == [".png"]
+    assert [path.suffix for path in stored_files(media_root)] == [".png"]
 
 
 REJECTED = [
@@ -199,20 +162,20 @@ REJECTED = [
 def test_bad_upload_is_400_with_the_reason_and_stores_nothing(
     api: APIClient, project: Project, media_root: Path, data: bytes, message: str
 ) -> None:
-    response = _upload(api, project, data)
+    response = upload(api, project, data)
 
     assert response.status_code == 400
     assert message in response.json()["error"]
-    _assert_nothing_stored(media_root)
+    assert_nothing_stored(media_root)
 
 
 def test_short_side_of_exactly_200_pixels_is_accepted(
     api: APIClient, project: Project, media_root: Path
 ) -> None:
-    response = _upload(api, project, _photo("JPEG", (200, 1000)))
+    response = upload(api, project, _photo("JPEG", (200, 1000)))
 
     assert response.status_code == 201
-    assert len(_stored_files(media_root)) == 1
+    assert len(stored_files(media_root)) == 1
 
 
 def test_decompression_bomb_is_400_without_decoding_or_a_warning(
@@ -224,7 +187,7 @@ def test_decompression_bomb_is_400_without_decoding_or_a_warning(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         started = time.process_time()
-        response = _upload(api, project, data, filename="bomb.png", content_type="image/png")
+        response = upload(api, project, data, filename="bomb.png", content_type="image/png")
         cpu_s = time.process_time() - started
 
     assert response.status_code == 400
@@ -233,7 +196,7 @@ def test_decompression_bomb_is_400_without_decoding_or_a_warning(
     # so a small CPU bound shows the declared size was refused before any decoding.
     assert cpu_s < 2.0
     assert [str(w.message) for w in caught if w.category is not ResourceWarning] == []
-    _assert_nothing_stored(media_root)
+    assert_nothing_stored(media_root)
 
 
 @pytest.mark.parametrize(
@@ -259,14 +222,14 @@ def test_image_in_pillows_warning_range_is_400(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         started = time.process_time()
-        response = _upload(api, project, data, filename="big.png", content_type="image/png")
+        response = upload(api, project, data, filename="big.png", content_type="image/png")
         cpu_s = time.process_time() - started
 
     assert response.status_code == 400
     assert message in response.json()["error"]
     assert cpu_s < 2.0  # refused on the declared size, not after decoding 100 MP
     assert [str(w.message) for w in caught if w.category is not ResourceWarning] == []
-    _assert_nothing_stored(media_root)
+    assert_nothing_stored(media_root)
 
 
 def test_upload_over_the_byte_limit_is_413_and_stores_nothing(
@@ -275,8 +238,8 @@ def test_upload_over_the_byte_limit_is_413_and_stores_nothing(
     data = _photo("JPEG")
     settings.UPLOAD_MAX_BYTES = len(data) - 1
 
-    response = _upload(api, project, data)
+    response = upload(api, project, data)
 
     assert response.status_code == 413
     assert str(len(data) - 1) in response.json()["error"]
-    _assert_nothing_stored(media_root)
+    assert_nothing_stored(media_root)
