@@ -80,12 +80,13 @@ def test_enqueue_api_of_someone_elses_photo_costs_the_same_and_is_404(
     assert Photo.objects.get(pk=photo.pk).queued_at is None
 
 
-def test_poll_api_reads_the_token_and_the_photo(
+def test_poll_api_reads_the_token_and_the_photo_in_one_statement(
     api: APIClient, user: Any, django_assert_num_queries: Any
 ) -> None:
     photo = _done_photo(make_project(owner=user))
 
-    with django_assert_num_queries(2):
+    # photos/api/fast.py: the token's user, the owner check and the photo in one SELECT.
+    with django_assert_num_queries(1):
         response = api.get(f"/api/photos/{photo.pk}")
 
     assert response.status_code == 200
