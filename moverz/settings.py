@@ -148,8 +148,8 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 # PostgreSQL goes through psycopg's connection pool (per process, DB_POOL_MAX_SIZE connections at
 # most; 0 turns pooling off and keeps persistent connections instead). Workers hand their
 # connection back while they wait on the AI provider (DB_RELEASE_DURING_AI_CALLS), so threads
-# share a few connections, and the pool checks each one before use, so connections that
-# PostgreSQL dropped are replaced instead of failing a request.
+# share a few connections, and the pool checks each one before use (moverz/dbpool.py), so
+# connections that PostgreSQL dropped are replaced instead of failing a request.
 DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10)
 DB_RELEASE_DURING_AI_CALLS = env_bool("DB_RELEASE_DURING_AI_CALLS", True)
 if DATABASE_URL:
@@ -160,13 +160,13 @@ if DATABASE_URL:
         conn_health_checks=not _pooled,
     )
     if _pooled:
-        from psycopg_pool import ConnectionPool
+        from moverz.dbpool import pool_check
 
         _database.setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
             "max_size": DB_POOL_MAX_SIZE,
             "timeout": env_float("DB_POOL_TIMEOUT_S", 30.0),
-            "check": ConnectionPool.check_connection,
+            "check": pool_check,
         }
     DATABASES = {"default": _database}
 else:
