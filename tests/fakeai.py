@@ -7,7 +7,8 @@ It answers the two endpoints our SDK-backed providers call, in the providers' ow
 
 A good answer is derived from a hash of the image, so one image always gets one answer. Tests
 script what comes next (`server.script(status=529)`), ask for answers that break our schema
-(`malformed=True`), or turn on latency and random faults; every request received is recorded.
+(`malformed=True`), or turn on latency and random faults; every request received is recorded
+(in-process; the standalone process keeps only its counts).
 Chaos tests choose which random faults happen (`fault_kinds`), the `retry-after` of a 429, make
 every answer about images of some widths malformed (`malformed_widths`: the width survives our
 preflight, which only shrinks large images), and read what was served from `stats()` (over HTTP:
@@ -254,6 +255,7 @@ class FakeAiServer:
         fault_kinds: Sequence[str] = FAULT_KINDS,
         retry_after: str = "1",
         malformed_widths: Collection[int] = (),
+        record: bool = True,
     ) -> None:
         unknown = set(fault_kinds) - set(FAULT_KINDS)
         if unknown or not fault_kinds:
@@ -283,6 +285,9 @@ class FakeAiServer:
         self._lock = threading.Lock()
         self._scripts: collections.deque[Scripted] = collections.deque()
         self._requests: list[RecordedRequest] = []
+        #: Keep every request (tests read them); off in the standalone process, where nothing can
+        #: read them and thousands of ~0.5 MB bodies (benchmarks) would only fill its memory.
+        self.record = record
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._httpd = _Server((host, port), _Handler)
@@ -389,6 +394,8 @@ class FakeAiServer:
     # -- answering (called on handler threads) -----------------------------------------------
 
     def _record(self, request: RecordedRequest) -> None:
+        if not self.record:
+            return
         with self._lock:
             self._requests.append(request)
 
@@ -521,6 +528,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the SDKs' connection pools expect
+    # The headers and the body go out in two writes: with Nagle's algorithm the body waited for
+    # the client's delayed ACK of the headers, 40 ms per answer at "latency 0".
+    disable_nagle_algorithm = True
     server: _Server
     timeout = 30  # an idle keep-alive connection is dropped after this
 
@@ -661,6 +671,7 @@ def main(argv: list[str] | None = None) -> None:
         fault_kinds=[kind for kind in args.fault_kinds.split(",") if kind],
         retry_after=args.retry_after,
         malformed_widths=args.malformed_width,
+        record=False,  # only /stats can be read from outside
     )
 
     def _stop(signum: int, frame: Any) -> None:
