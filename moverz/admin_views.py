@@ -26,11 +26,13 @@ def queues_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         _run_action(request)
         return HttpResponseRedirect(reverse("admin-queues"))
+    beats = worker_heartbeats()
     context = {
         **admin.site.each_context(request),
         "title": _("Queues"),
         "queues": queue_stats(),
-        "workers": worker_heartbeats(),
+        "workers": [beat for beat in beats if beat.is_worker],
+        "producers": [beat for beat in beats if not beat.is_worker],
         "stuck": photos_stuck(client=broker_redis(), limit=STUCK_SHOWN),
         "stuck_limit": STUCK_SHOWN,
         "dead": {queue: dead_letters(queue=queue) for queue in QUEUES},

@@ -214,6 +214,8 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.CurrentMessage",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
         "photos.worker_boot.WarmAiEngine",
+        # Marks worker processes in Redis, so the queues page tells them from web processes.
+        "moverz.workers.WorkerRegistry",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]

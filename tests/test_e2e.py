@@ -6,6 +6,7 @@ show (AI metrics). The worker shares the test database and this process's Redis 
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from ai_engine.types import ROOM_TYPES
 from aimetrics.models import AiMetric
+from moverz.workers import worker_heartbeats
 from tests.factories import image_bytes
 from tests.processes import Api, Worker, poll
 
@@ -132,6 +134,13 @@ def test_upload_analyse_and_build_the_inventory(
     assert counts["photoCounts"] == {"PENDING": 0, "PROCESSING": 0, "DONE": 3, "ERROR": 0}
     # Every provider call was measured: one per photo with a room type, two without.
     assert AiMetric.objects.filter(success=True).count() == 5
+    # The queues page tells the worker's process from the processes that only send (this one).
+    consumers = [beat for beat in worker_heartbeats() if beat.is_worker]
+    assert [(beat.host, beat.threads, beat.alive) for beat in consumers] == [
+        (socket.gethostname(), 4, True)
+    ]
+    worker.stop()
+    assert not [beat for beat in worker_heartbeats() if beat.is_worker]
     print(f"e2e happy path took {time.monotonic() - started:.1f} s")
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from inventory.models import InventorySnapshot
 from inventory.tasks import sync_inventory
 from moverz.deadletters import dead_letter_purge, dead_letter_replay, dead_letters
-from moverz.workers import worker_heartbeats
+from moverz.workers import worker_heartbeats, worker_register
 from photos.models import Photo
 from photos.services.queueing import photo_enqueue
 from photos.services.relay import photo_relay, photos_stuck
@@ -274,7 +274,12 @@ def test_queues_page_shows_figures_workers_stuck_photos_and_dead_letters(
     _dead_letter("33333333-3333-3333-3333-333333333333")
     now_ms = timezone.now().timestamp() * 1000
     heartbeats = f"{dramatiq.get_broker().namespace}:__heartbeats__"  # type: ignore[attr-defined]
-    redis_client.zadd(heartbeats, {"worker-alive": now_ms, "worker-gone": now_ms - 600_000})
+    redis_client.zadd(
+        heartbeats,
+        {"worker-alive": now_ms, "worker-gone": now_ms - 600_000, "web-sender": now_ms},
+    )
+    worker_register(broker_id="worker-alive", threads=8)
+    worker_register(broker_id="worker-gone", threads=8)
 
     response = staff_client.get("/admin/queues/")
 
@@ -283,10 +288,16 @@ def test_queues_page_shows_figures_workers_stuck_photos_and_dead_letters(
     assert "photo-analyze" in page and "inventory-sync" in page
     assert str(lost.pk) in page
     assert "33333333-3333-3333-3333-333333333333" in page
-    assert "worker-alive" in page and "worker-gone" in page
-    beats = {beat.worker_id: beat.alive for beat in worker_heartbeats()}
+    workers_table = page[page.index("<h2>Workers</h2>") : page.index("<h2>Stuck photos</h2>")]
+    assert "worker-alive" in workers_table and "worker-gone" in workers_table
+    beats = {beat.worker_id: beat for beat in worker_heartbeats()}
     # (the consumer that made the dead letter left a heartbeat of its own too)
-    assert (beats["worker-alive"], beats["worker-gone"]) == (True, False)
+    assert (beats["worker-alive"].alive, beats["worker-gone"].alive) == (True, False)
+    assert (beats["worker-alive"].is_worker, beats["web-sender"].is_worker) == (True, False)
+    assert beats["worker-alive"].threads == 8
+    # A process that only sends is listed apart, not as a worker.
+    producers = workers_table[workers_table.index("other process") :]
+    assert "web-sender" in producers and "worker-alive" not in producers
 
 
 def test_queues_page_actions(
