@@ -252,3 +252,30 @@ def test_a_poll_with_a_query_string_or_html_accept_goes_through_drf(
     assert with_query.status_code == 200
     assert isinstance(html_only, Response)
     assert html_only.status_code == 406
+
+
+def test_enqueue_with_an_unknown_token_is_401_and_changes_nothing(user: Any) -> None:
+    photo = make_photo(project=make_project(owner=user))
+    wrong = APIClient()
+    wrong.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef0123456789abcdef01234567")
+
+    response = wrong.post("/api/photos/enqueue", {"photoId": str(photo.pk)}, format="json")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert Photo.objects.get(pk=photo.pk).queued_at is None
+
+
+def test_the_throttle_counts_a_token_under_a_digest_never_the_token_itself(
+    api: APIClient, user: Any, redis_client: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    photo = make_photo(project=make_project(owner=user))
+    key = make_token(user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/photos/enqueue", {"photoId": str(photo.pk)}, format="json")
+
+    assert response.status_code == 202
+    counters = [name.decode() for name in redis_client.scan_iter(match="*throttle:enqueue:*")]
+    assert any(":token:" in name for name in counters)
+    assert not any(key in name for name in counters)

@@ -43,8 +43,8 @@ def test_enqueue_api_moves_the_photo_with_one_update(
 ) -> None:
     photo = make_photo(project=make_project(owner=user))
 
-    # The token, then one conditional UPDATE that checks the owner too.
-    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(2):
+    # One conditional UPDATE that checks the token and the owner too (photos/api/fast.py).
+    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(1):
         response = api.post("/api/photos/enqueue", {"photoId": str(photo.pk)}, format="json")
 
     assert response.status_code == 202, response.content
@@ -61,8 +61,8 @@ def test_enqueue_api_of_a_queued_photo_adds_one_read(
     with django_capture_on_commit_callbacks(execute=True):
         photo_enqueue(photo=photo)
 
-    # The token, the UPDATE that finds nothing to move, the read that says why.
-    with django_assert_num_queries(3):
+    # The UPDATE that finds nothing to move, the read that says why.
+    with django_assert_num_queries(2):
         response = api.post("/api/photos/enqueue", {"photoId": str(photo.pk)}, format="json")
 
     assert response.json()["status"] == "already_queued"
@@ -73,6 +73,7 @@ def test_enqueue_api_of_someone_elses_photo_costs_the_same_and_is_404(
 ) -> None:
     photo = make_photo()  # another user's
 
+    # The UPDATE and the read find nothing; the token is then read to tell 404 from 401.
     with django_assert_num_queries(3):
         response = api.post("/api/photos/enqueue", {"photoId": str(photo.pk)}, format="json")
 
@@ -122,13 +123,14 @@ def test_photo_analyze_with_the_fake_provider(
     photo = make_photo()  # no room type: two provider calls, detect_room and analyze_photo
     with django_capture_on_commit_callbacks(execute=True):
         photo_enqueue(photo=photo)
-    volume_catalogue().keys()  # the key list is cached per process for a minute: warm it
+    volume_catalogue().keys()  # the catalogue is read once a minute per process: warm it
 
-    # claim UPDATE, the photo (with its project), the answers already paid for in this run,
-    # one AiMetric INSERT per provider call, the catalogue's volumes, then SAVEPOINT, the DONE
-    # UPDATE, RELEASE, and after the commit the project's inventory request (one UPDATE).
+    # The claim (one UPDATE … RETURNING the photo, its owner, and whether it has provider calls
+    # on record: none, so no read of answers already paid for), one AiMetric INSERT per provider
+    # call, then SAVEPOINT, the DONE UPDATE, RELEASE, and after the commit the project's
+    # inventory request (one UPDATE). The catalogue's volumes come from its per-minute copy.
     with (
-        django_assert_num_queries(10),
+        django_assert_num_queries(7),
         django_capture_on_commit_callbacks(execute=True),
     ):
         outcome = photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())

@@ -19,6 +19,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from moverz import throttling
@@ -275,17 +276,22 @@ def test_rates_are_parsed(rate: str, parsed: tuple[int, int] | None) -> None:
 
 
 def test_counts_are_shared_by_every_process(settings: Any, user: Any) -> None:
-    """Another process (its own Django, its own Redis connections) spends 3 of the user's 5
+    """Another process (its own Django, its own Redis connections) spends 3 of the token's 5
     uploads; this one gets the remaining 2."""
     settings.THROTTLE_UPLOAD_RATE = "5/min"
+    api = _client_for(user)
+    key = Token.objects.get(user=user).key
     code = textwrap.dedent(
         f"""
         import django
         from types import SimpleNamespace
         django.setup()
+        from rest_framework.authtoken.models import Token
         from moverz.throttling import UploadRateThrottle
         request = SimpleNamespace(
-            method="POST", user=SimpleNamespace(pk={user.pk}, is_authenticated=True)
+            method="POST",
+            user=SimpleNamespace(pk={user.pk}, is_authenticated=True),
+            auth=Token(key="{key}"),
         )
         print([UploadRateThrottle().allow_request(request, None) for _ in range(3)])
         """
@@ -305,7 +311,6 @@ def test_counts_are_shared_by_every_process(settings: Any, user: Any) -> None:
         timeout=60,
         check=True,
     )
-    api = _client_for(user)
     project = make_project(owner=user)
 
     statuses = [_upload(api, project).status_code for _ in range(3)]

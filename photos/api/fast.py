@@ -23,9 +23,9 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from ai_engine.types import ROOM_TYPES
-from moverz.throttling import throttle_wait_s
+from moverz.throttling import caller_ident, throttle_wait_s
 from photos.models import Photo, Project
-from photos.services.queueing import photo_enqueue_for_owner
+from photos.services.queueing import Owner, photo_enqueue_for_owner
 
 NO_SUCH_PHOTO = "No such photo."
 ENQUEUE_FIELDS = frozenset({"photoId", "roomType", "force", "userId"})
@@ -157,7 +157,7 @@ def _token_user_id(key: str) -> int | None:
 
 def photo_enqueue(request: HttpRequest) -> HttpResponse | None:
     """`POST /api/photos/enqueue` with a token and a JSON body: 202 or 404, or None (the DRF view
-    answers: session authentication, a body it must reject, a throttled caller)."""
+    answers: session authentication, a body it must reject, a throttled caller, a bad token)."""
     if (
         request.method != "POST"
         or request.content_type != "application/json"
@@ -188,19 +188,21 @@ def photo_enqueue(request: HttpRequest) -> HttpResponse | None:
         pk = uuid.UUID(photo_id)
     except ValueError:
         return None
-    user_id = _token_user_id(key)
-    if user_id is None:
-        return None
-    # Over the rate: DRF's throttle counts the request again (the count only grows within a
-    # window, so it refuses too) and answers 429 with its own, translated, message.
-    wait_s = throttle_wait_s(scope="enqueue", rate_setting="THROTTLE_ENQUEUE_RATE", user_pk=user_id)
+    # Counted by token before the token is checked (DRF counts token requests the same way):
+    # the check is part of the enqueue's UPDATE, one round trip instead of two. Over the rate,
+    # DRF counts the request again (the count only grows within a window, so it refuses too) and
+    # answers 429 with its own, translated, message; so it does for a token it does not know.
+    ident = caller_ident(user_pk=None, token_key=key)
+    wait_s = throttle_wait_s(scope="enqueue", rate_setting="THROTTLE_ENQUEUE_RATE", ident=ident)
     if wait_s is not None:
         return None
     try:
         result = photo_enqueue_for_owner(
-            owner_id=user_id, photo_id=pk, room_type=room_type, force=force
+            owner=Owner(token_key=key), photo_id=pk, room_type=room_type, force=force
         )
     except Photo.DoesNotExist:
+        if _token_user_id(key) is None:
+            return None  # not a valid token: DRF answers 401
         return _json({"error": NO_SUCH_PHOTO}, 404, allow="POST, OPTIONS")
     body = {
         "success": True,

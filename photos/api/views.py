@@ -41,7 +41,7 @@ from photos.selectors import (
     project_for_owner,
     project_photo_counts,
 )
-from photos.services.queueing import EnqueueResult, photo_enqueue_for_owner
+from photos.services.queueing import EnqueueResult, Owner, photo_enqueue_for_owner
 from photos.services.uploads import photo_create, project_create
 
 if TYPE_CHECKING:
@@ -214,7 +214,7 @@ class PhotoEnqueueView(FastPathView):
         photo = Photo(id=data["photoId"])  # the id only: the owner check is in the UPDATE
         try:
             result: EnqueueResult = photo_enqueue_for_owner(
-                owner_id=cast(int, request.user.pk),  # IsAuthenticated: a saved user
+                owner=Owner(user_id=cast(int, request.user.pk)),  # IsAuthenticated: saved
                 photo_id=photo.pk,
                 room_type=data.get("roomType"),
                 force=data["force"],

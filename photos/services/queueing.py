@@ -9,8 +9,10 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from photos.models import Photo, Project
 
@@ -61,19 +63,24 @@ def photo_enqueue(
     always be enqueued again (with a fresh attempt budget); DONE photos only with `force`, and
     they keep their old analysis readable until the new one replaces it.
     """
-    result = _enqueue(photo_id=photo.pk, owner_id=None, room_type=room_type, force=force)
+    result = _enqueue(photo_id=photo.pk, owner=None, room_type=room_type, force=force)
     if result is None:
         raise Photo.DoesNotExist(f"photo {photo.pk} does not exist")
     return result
 
 
 def photo_enqueue_for_owner(
-    *, owner_id: int, photo_id: uuid.UUID, room_type: str | None = None, force: bool = False
+    *,
+    owner: Owner,
+    photo_id: uuid.UUID,
+    room_type: str | None = None,
+    force: bool = False,
 ) -> EnqueueResult:
-    """`photo_enqueue` of the API: the photo must be one of the user `owner_id`'s projects' (else
+    """`photo_enqueue` of the API: the photo must be in one of the owner's projects (else
     `Photo.DoesNotExist`, also for someone else's photo). The owner check is part of the
-    conditional UPDATE, so an enqueue that queues the photo is one statement."""
-    result = _enqueue(photo_id=photo_id, owner_id=owner_id, room_type=room_type, force=force)
+    conditional UPDATE, so an enqueue that queues the photo is one statement, the check of the
+    caller's token included when the owner is given by token."""
+    result = _enqueue(photo_id=photo_id, owner=owner, room_type=room_type, force=force)
     if result is None:
         raise Photo.DoesNotExist(f"photo {photo_id} does not exist")
     return result
@@ -92,30 +99,54 @@ UPDATE {photo} SET
 WHERE id = %s AND queued_at IS NULL AND (status IN (%s, %s) OR (%s AND status = %s)){owner}
 """
 _STATE = "SELECT status, queued_at FROM {photo} WHERE id = %s{owner}"
-_OWNER = " AND project_id IN (SELECT id FROM {project} WHERE owner_id = %s)"
+_OWNER_ID = " AND project_id IN (SELECT id FROM {project} WHERE owner_id = %s)"
+_OWNER_TOKEN = """ AND project_id IN (
+    SELECT pr.id FROM {project} AS pr
+    JOIN {token} AS t ON t.user_id = pr.owner_id JOIN {user} AS u ON u.id = t.user_id
+    WHERE t.key = %s AND u.is_active
+)"""
 
 
-def _sql(template: str, *, owned: bool) -> str:
+@dataclass(frozen=True)
+class Owner:
+    """Whose photo it must be: the user `user_id`, or the active user of API token `token_key`
+    (photos/api/fast.py, which checks the token in the same statement)."""
+
+    user_id: int | None = None
+    token_key: str | None = None
+
+
+def _sql(template: str, *, owner: Owner | None) -> str:
     quote = connection.ops.quote_name
-    owner = _OWNER.format(project=quote(Project._meta.db_table)) if owned else ""
-    return template.format(photo=quote(Photo._meta.db_table), owner=owner)
+    if owner is None:
+        clause = ""
+    elif owner.token_key is not None:
+        clause = _OWNER_TOKEN.format(
+            project=quote(Project._meta.db_table),
+            token=quote(Token._meta.db_table),
+            user=quote(get_user_model()._meta.db_table),
+        )
+    else:
+        clause = _OWNER_ID.format(project=quote(Project._meta.db_table))
+    return template.format(photo=quote(Photo._meta.db_table), owner=clause)
 
 
 def _enqueue(
-    *, photo_id: Any, owner_id: int | None, room_type: str | None, force: bool
+    *, photo_id: Any, owner: Owner | None, room_type: str | None, force: bool
 ) -> EnqueueResult | None:
-    """The enqueue of `photo_id` (None: no such photo, or not `owner_id`'s)."""
+    """The enqueue of `photo_id` (None: no such photo, or not the owner's)."""
     done, pending, error = Photo.Status.DONE, Photo.Status.PENDING, Photo.Status.ERROR
     pk = Photo._meta.pk.get_db_prep_value(photo_id, connection)
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    owned = owner_id is not None
-    owner_params = [owner_id] if owned else []
+    owner_params: list[Any] = []
+    if owner is not None:
+        owner_params = [owner.token_key if owner.token_key is not None else owner.user_id]
     # No transaction of our own: the UPDATE is conditional and atomic by itself. Outside a
     # transaction on_commit sends at once, inside one (an upload's) after its commit; BEGIN and
     # COMMIT would only cost two round trips.
     with connection.cursor() as cursor:
         cursor.execute(
-            _sql(_MOVE, owned=owned),
+            _sql(_MOVE, owner=owner),
             [now, now, room_type or None, done, done, pending, done]
             + [pk, pending, error, force, done, *owner_params],
         )
@@ -123,7 +154,7 @@ def _enqueue(
         if moved:
             photo_send_analyze_on_commit(photo_id=str(photo_id))
             return EnqueueResult(EnqueueStatus.ENQUEUED, QueuePosition.WAITING)
-        cursor.execute(_sql(_STATE, owned=owned), [pk, *owner_params])
+        cursor.execute(_sql(_STATE, owner=owner), [pk, *owner_params])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -136,4 +167,4 @@ def _enqueue(
         return EnqueueResult(EnqueueStatus.ALREADY_DONE, QueuePosition.DONE)
     # The photo changed between our UPDATE and this read (a worker finished it with an error a
     # moment ago, say): ask again, the conditional UPDATE settles it.
-    return _enqueue(photo_id=photo_id, owner_id=owner_id, room_type=room_type, force=force)
+    return _enqueue(photo_id=photo_id, owner=owner, room_type=room_type, force=force)
