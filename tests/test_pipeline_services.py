@@ -16,7 +16,7 @@ from ai_engine.fake import FakeProvider
 from aimetrics.models import AiMetric
 from photos.models import Photo
 from photos.services.analysis import MetricRecorder, Outcome, photo_analyze, photo_store_done
-from photos.services.claims import Claim, photo_claim
+from photos.services.claims import Claim, photo_claim, photo_give_back
 from photos.services.queueing import EnqueueStatus, photo_enqueue
 from tests.factories import make_photo
 
@@ -253,6 +253,29 @@ def test_a_redelivered_message_reuses_answers_already_paid_for(
 
     photo.refresh_from_db()
     assert photo.status == "DONE" and photo.analysis is not None
+    assert AiMetric.objects.filter(photo_id=photo.pk, success=True).count() == 2
+    assert not AiMetric.objects.filter(photo_id=photo.pk, success=False).exists()
+
+
+def test_a_photo_handed_back_after_a_database_failure_still_reuses_its_answers(
+    django_capture_on_commit_callbacks: Any, redis_client: Any
+) -> None:
+    """Handing back does not spend the attempt (attempts go back to 0), so the next claim looks
+    like a first one: the answers bought before the failure must be found all the same."""
+    photo = _enqueued_photo(django_capture_on_commit_callbacks)
+    first = photo_claim(photo_id=str(photo.pk))
+    assert isinstance(first, Claim) and not first.called_before
+    engine = AiEngine([FakeProvider()]).with_recorder(MetricRecorder(first.photo, {}))
+    engine.detect_room(b"image")
+    engine.analyze_photo(b"image", "kitchen")
+    photo_give_back(photo_id=photo.pk, token=first.token)  # then its database failed
+    assert Photo.objects.get(pk=photo.pk).attempts == 0
+
+    failing_if_called = FakeProvider(fail_rate=1.0, fail_code="BAD_INPUT")
+    assert photo_analyze(photo_id=str(photo.pk), provider=failing_if_called) == Outcome.DONE
+
+    photo.refresh_from_db()
+    assert (photo.status, photo.attempts) == ("DONE", 1)
     assert AiMetric.objects.filter(photo_id=photo.pk, success=True).count() == 2
     assert not AiMetric.objects.filter(photo_id=photo.pk, success=False).exists()
 

@@ -23,7 +23,7 @@ from aimetrics.services import aimetric_record
 from imaging.preflight import PreparedImage, image_preflight
 from moverz.broker import broker_redis
 from photos.models import Photo
-from photos.services.claims import Busy, Claim, photo_claim, photo_give_back
+from photos.services.claims import Busy, Claim, photo_claim, photo_db_value, photo_give_back
 from photos.services.queueing import photo_send_analyze_on_commit
 from photos.signals import photo_done
 from photos.volumes import volume_catalogue
@@ -88,7 +88,8 @@ def _analyze_claimed(
             AiEngine([provider]) if provider else engine_from_settings(redis_client=broker_redis())
         )
     try:
-        paid = _answers_paid_for(photo)
+        # Answers can only have been bought already when the photo has calls on record.
+        paid = _answers_paid_for(photo) if claim.called_before else {}
         # Reading the image (S3: a network call) and the preflight (tens of ms of CPU for a
         # phone photo) need no connection: with many threads sharing a few, holding one here
         # made the others queue for the pool.
@@ -178,8 +179,12 @@ class MetricRecorder:
             # PostgreSQL dropped must not lose it. Once more, on a fresh connection.
             connection.close()
             aimetric_record(**row)
-        # What usually follows is the next provider call: do not wait on it holding a connection.
-        _release_connection()
+        if not record.success:
+            # The engine's next step is another provider call (one more try, or the next
+            # provider): do not wait on it holding a connection. After a success the pipeline
+            # releases before its own next call, and keeps the connection for storing the result
+            # after the last one.
+            _release_connection()
 
 
 def _ask_engine(
@@ -256,23 +261,38 @@ def _lease_held(claim: Claim) -> QuerySet[Photo]:
     )
 
 
+# Hand-written for the same reason as the claim (photos/services/claims.py); portable SQL.
+_DONE = """
+UPDATE {photo} SET
+    status = %s, analysis = %s, room_type = %s, items_count = %s, volume_m3 = %s,
+    error_code = NULL, error_message = NULL, processed_at = %s,
+    lease_token = NULL, lease_expires_at = NULL, updated_at = %s
+WHERE id = %s AND status = %s AND lease_token = %s
+"""
+
+
 def photo_store_done(*, claim: Claim, analysis: dict[str, Any], room_type: str) -> Outcome:
     """Store a DONE analysis, only while `claim` still holds the lease (fencing)."""
     now = timezone.now()
+    params = [
+        Photo.Status.DONE,
+        photo_db_value("analysis", analysis),
+        room_type,
+        analysis["totals"]["items"],
+        photo_db_value("volume_m3", Decimal(str(analysis["totals"]["volume_m3"]))),
+        photo_db_value("processed_at", now),
+        photo_db_value("updated_at", now),
+        photo_db_value("id", claim.photo.pk),
+        Photo.Status.PROCESSING,
+        photo_db_value("lease_token", claim.token),
+    ]
+    sql = _DONE.format(photo=connection.ops.quote_name(Photo._meta.db_table))
+    # A transaction of its own: photo_done is sent inside the one that stores the DONE (its
+    # contract, photos/signals.py: inventory asks for its sync on commit).
     with transaction.atomic():
-        stored = _lease_held(claim).update(
-            status=Photo.Status.DONE,
-            analysis=analysis,
-            room_type=room_type,
-            items_count=analysis["totals"]["items"],
-            volume_m3=Decimal(str(analysis["totals"]["volume_m3"])),
-            error_code=None,
-            error_message=None,
-            processed_at=now,
-            lease_token=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            stored = cursor.rowcount
         if not stored:
             logger.warning("photo %s: lease lost before DONE, result dropped", claim.photo.pk)
             return Outcome.FENCED
