@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import anthropic
+from anthropic.types import Message
 
 from ai_engine.errors import AiError, ErrorCode, register_secret
 from ai_engine.http_errors import error_for_status
 from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, items_prompt, provider_schema, room_prompt
-from ai_engine.sdk_common import error_detail, image_b64
+from ai_engine.sdk_common import error_detail
 from ai_engine.structured import InvalidOutput, parse_items, parse_room
-from ai_engine.types import PhotoAnalysis, RoomGuess, Usage
+from ai_engine.types import PhotoAnalysis, RoomGuess, Usage, image_b64
 
 ROOM_TOOL = "report_room"
 ITEMS_TOOL = "report_items"
+#: Stands for the image in the encoded request; JSON writes NUL as \u0000, which no text of ours
+#: contains.
+IMAGE_SLOT = "\x00image\x00"
+IMAGE_SLOT_JSON = json.dumps(IMAGE_SLOT).encode()
 
 
 class AnthropicProvider:
@@ -53,35 +59,11 @@ class AnthropicProvider:
     def _ask(
         self, image: bytes, prompt: str, tool: str, schema: dict[str, Any], max_tokens: int
     ) -> tuple[Any, Usage]:
+        body = self._body(image, prompt, tool, schema, max_tokens)
         try:
-            message = self._client.messages.create(
-                model=self.model,
-                max_tokens=max_tokens,
-                messages=[
-                    {
-                        "role": "user",
-                        "content": [
-                            {
-                                "type": "image",
-                                "source": {
-                                    "type": "base64",
-                                    "media_type": "image/jpeg",
-                                    "data": image_b64(image),
-                                },
-                            },
-                            {"type": "text", "text": prompt},
-                        ],
-                    }
-                ],
-                tools=[
-                    {
-                        "name": tool,
-                        "description": "Report the answer in this exact structure.",
-                        "input_schema": provider_schema(schema),
-                    }
-                ],
-                tool_choice={"type": "tool", "name": tool},
-            )
+            # The SDK's generic `post` with the body already encoded (`content`): the request
+            # `messages.create` would send, minus its JSON pass over the base64 image.
+            message = self._client.post("/v1/messages", cast_to=Message, content=body)
         except anthropic.APITimeoutError:
             raise AiError(ErrorCode.TIMEOUT, f"{self.name}: timed out") from None
         except anthropic.APIConnectionError as exc:
@@ -103,3 +85,47 @@ class AnthropicProvider:
             if block.type == "tool_use" and block.name == tool:
                 return block.input, usage
         raise InvalidOutput(self.name, f"no {tool} tool call in the answer") from None
+
+    def _body(
+        self, image: bytes, prompt: str, tool: str, schema: dict[str, Any], max_tokens: int
+    ) -> bytes:
+        """The Messages API request, as JSON bytes: the image block first, then the prompt, and
+        the one tool the model must call.
+
+        Encoding the ~0.5 MB base64 string of the image as JSON took ~2 ms of CPU a call (the
+        SDK's encoder checks every character for escapes; base64 never needs one): the rest of
+        the request is encoded with a placeholder, and the base64 bytes go in its place.
+        """
+        request = {
+            "max_tokens": max_tokens,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "image",
+                            "source": {
+                                "type": "base64",
+                                "media_type": "image/jpeg",
+                                "data": IMAGE_SLOT,
+                            },
+                        },
+                        {"type": "text", "text": prompt},
+                    ],
+                }
+            ],
+            "model": self.model,
+            "tool_choice": {"type": "tool", "name": tool},
+            "tools": [
+                {
+                    "name": tool,
+                    "description": "Report the answer in this exact structure.",
+                    "input_schema": provider_schema(schema),
+                }
+            ],
+        }
+        encoded = json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode()
+        head, slot, tail = encoded.partition(IMAGE_SLOT_JSON)
+        if not slot or IMAGE_SLOT_JSON in tail:
+            raise AssertionError("the image placeholder must appear exactly once")
+        return b"".join((head, b'"', image_b64(image), b'"', tail))

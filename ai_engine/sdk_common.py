@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
+from ai_engine.types import image_b64
 
-def image_b64(image: bytes) -> str:
-    return base64.b64encode(image).decode("ascii")
+
+def image_b64_text(image: bytes) -> str:
+    return image_b64(image).decode("ascii")
 
 
 def error_detail(body: Any) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 ROOM_TYPES = (
@@ -20,6 +22,20 @@ ROOM_TYPES = (
     "outdoor",
     "other",
 )
+
+
+class ImageBytes(bytes):
+    """An image as providers take it (it is `bytes`), remembering its base64 once computed: the
+    calls about one photo (detect_room, analyze_photo, a retry) encode it once."""
+
+    @cached_property
+    def b64(self) -> bytes:
+        return base64.b64encode(self)
+
+
+def image_b64(image: bytes) -> bytes:
+    """The base64 of `image` (ASCII bytes), computed once for an `ImageBytes`."""
+    return image.b64 if isinstance(image, ImageBytes) else base64.b64encode(image)
 
 
 @dataclass(frozen=True)

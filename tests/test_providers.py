@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 from django.conf import settings
 
@@ -25,9 +26,9 @@ from ai_engine.engine import AiEngine, CallRecord
 from ai_engine.errors import AiError, ErrorCode
 from ai_engine.openai_provider import OpenAIProvider
 from ai_engine.pricing import DEFAULT_PRICES, call_cost
-from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, provider_schema
+from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, items_prompt, provider_schema
 from ai_engine.structured import InvalidOutput
-from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess
+from ai_engine.types import AiProvider, ImageBytes, PhotoAnalysis, RoomGuess
 from aimetrics.models import AiMetric
 from photos.models import Photo
 from photos.services.analysis import Outcome, photo_analyze
@@ -153,6 +154,44 @@ def test_anthropic_request_puts_the_image_first_and_forces_the_tool(
     [tool] = body["tools"]
     assert tool["name"] == "report_items"
     assert tool["input_schema"] == provider_schema(ITEMS_SCHEMA)
+
+
+def test_anthropic_request_is_the_one_the_sdks_messages_create_sends(
+    fake_ai: FakeAiServer,
+) -> None:
+    """The provider encodes the request itself (the image's base64 spliced in, not JSON-encoded
+    by the SDK): the same JSON and headers as the SDK's own `messages.create`."""
+    anthropic_at(fake_ai.url).analyze_photo(ImageBytes(IMAGE), "kitchen", ["chair", "carton"])
+    client = anthropic.Anthropic(api_key=KEY, base_url=fake_ai.url, timeout=2.0, max_retries=0)
+    client.messages.create(
+        model=SONNET,
+        max_tokens=2048,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/jpeg", "data": IMAGE_B64},
+                    },
+                    {"type": "text", "text": items_prompt("kitchen", ["chair", "carton"])},
+                ],
+            }
+        ],
+        tools=[
+            {
+                "name": "report_items",
+                "description": "Report the answer in this exact structure.",
+                "input_schema": provider_schema(ITEMS_SCHEMA),
+            }
+        ],
+        tool_choice={"type": "tool", "name": "report_items"},
+    )
+
+    ours, sdks = fake_ai.requests
+    assert ours.body == sdks.body
+    assert ours.path == sdks.path == "/v1/messages"
+    assert ours.headers == sdks.headers  # content-length included
 
 
 def test_anthropic_room_request_forces_the_room_tool(fake_ai: FakeAiServer) -> None:

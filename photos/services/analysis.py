@@ -17,7 +17,7 @@ from ai_engine.engine import AiEngine, CallRecord
 from ai_engine.errors import AiError, ErrorCode, error_from_exception
 from ai_engine.prompts import PROMPT_VERSION
 from ai_engine.registry import engine_from_settings
-from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess, answer_from_json
+from ai_engine.types import AiProvider, ImageBytes, PhotoAnalysis, RoomGuess, answer_from_json
 from aimetrics.models import AiMetric
 from aimetrics.services import aimetric_record
 from imaging.preflight import PreparedImage, image_preflight
@@ -193,12 +193,13 @@ def _ask_engine(
     engine: AiEngine,
     paid: dict[str, RoomGuess | PhotoAnalysis],
 ) -> tuple[dict[str, Any], str]:
+    image = ImageBytes(prepared.data)  # base64-encoded once for both calls
     room_type = photo.room_type
     room_confidence = None
     if not room_type:
         guess = paid.get("detect_room")
         if not isinstance(guess, RoomGuess):
-            guess = engine.detect_room(prepared.data)
+            guess = engine.detect_room(image)
         room_type, room_confidence = guess.room_type, guess.confidence
     catalogue = volume_catalogue()
     result = paid.get("analyze_photo")
@@ -207,7 +208,7 @@ def _ask_engine(
         # The key list is cached, but re-read once a minute: that read must not keep its
         # connection for the whole call (with a pool of 10, ten threads did, for seconds each).
         _release_connection()
-        result = engine.analyze_photo(prepared.data, room_type, keys)
+        result = engine.analyze_photo(image, room_type, keys)
     volumes = catalogue.volumes(item.key for item in result.items)
     document = analysis_document(result, volumes=volumes)
     if room_confidence is not None:
