@@ -1,39 +1,36 @@
 """The AI metrics dashboard's figures: one window of AiMetric rows, aggregated in the database.
 
-Used by the admin page (`aimetrics.views`) and `manage.py ai_metrics_report`. Every figure is one
-GROUP BY over the window; latency percentiles are PostgreSQL's `percentile_cont`, computed from the
-ordered values in Python on other databases (SQLite, in development). The indexes these queries
-need are declared on `AiMetric` (see its Meta).
+Used by the admin page (`aimetrics.views`) and `manage.py ai_metrics_report`. On PostgreSQL the
+totals, latencies and costs come from hourly rollups kept by triggers (`dashboard_rollup`: exact
+counts and sums, percentiles within 1 %); elsewhere (SQLite, in development) from the raw rows
+(`dashboard_raw`: exact, percentiles computed in Python). Distinct photos, failures by error type
+and retried photos are counted over the raw rows on every database, through the indexes declared
+on `AiMetric` (see its Meta).
 """
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Literal
 
 from django.db import connection, transaction
-from django.db.models import Aggregate, Avg, Count, FloatField, Max, Q, QuerySet, Sum
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
-from aimetrics import dashboard_pg
+from aimetrics import dashboard_raw, dashboard_rollup
+from aimetrics.dashboard_raw import count_rows
 from aimetrics.models import AiMetric
 from aimetrics.windows import Window
 
+Method = Literal["rollup", "raw", "python"]
 PERCENTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 USD_PLACES = Decimal("0.000001")  # AiMetric.cost_usd has 6 decimal places
-# GROUP BY columns (as lists, the rows are plain dicts to the type checker).
-CALL_KEYS = ["provider", "model", "operation"]
-RETRIED_KEYS = ["photo_id", "project_id"]
-SERIES_KEYS = ["start"]
-PROJECT_KEYS = ["project_id"]
+RETRIED_KEYS = ["photo_id", "project_id"]  # a list: the rows are plain dicts to the type checker
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,78 +146,70 @@ class Dashboard:
     cost_by_project: list[ProjectCost]  # the top `top_projects` by cost
 
 
-class PercentileCont(Aggregate):
-    """PostgreSQL's `percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)`."""
-
-    function = "percentile_cont"
-    name = "PercentileCont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)%(filter)s"
-    output_field = FloatField()
-
-    def __init__(self, expression: str, *, fraction: float, **extra: Any) -> None:
-        if not 0.0 <= fraction <= 1.0:
-            raise ValueError("a percentile fraction is between 0 and 1")
-        # A float we chose, formatted as a number: nothing from the outside reaches the SQL.
-        super().__init__(expression, fraction=repr(float(fraction)), **extra)
-
-
-def percentile_cont(ordered: Sequence[float], fraction: float) -> float | None:
-    """The same interpolation as PostgreSQL's percentile_cont, over values sorted ascending."""
-    if not ordered:
-        return None
-    position = fraction * (len(ordered) - 1)
-    lower, upper = math.floor(position), math.ceil(position)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
-
-
 def dashboard_build(
     *,
     since: datetime,
     until: datetime,
     top_projects: int = 10,
     retried_limit: int = 50,
-    percentiles_in_sql: bool | None = None,
+    method: Method | None = None,
 ) -> Dashboard:
-    """All the dashboard's figures for `since` ≤ created_at < `until`, in six or seven queries.
+    """All the dashboard's figures for `since` ≤ created_at < `until`, in six to eight queries.
 
-    `percentiles_in_sql`: None computes percentiles with percentile_cont on PostgreSQL (and the
-    figures per call and per hour/day with the queries of `dashboard_pg`), in Python elsewhere;
-    tests force False on PostgreSQL to check that both give the same numbers.
+    `method`: None picks "rollup" on PostgreSQL, "python" elsewhere (`dashboard_method`).
+    - "rollup" (PostgreSQL): the hourly rollups for the whole hours of the window, the raw rows
+      for the rest (`dashboard_rollup`); every count, sum and cost exact, latency percentiles
+      within 1 % of percentile_cont.
+    - "raw" (PostgreSQL): every figure from the raw rows, percentiles with percentile_cont (and
+      the queries of `dashboard_pg`); exact, but seconds at a million rows.
+    - "python": the raw rows, percentiles computed in Python, on any database (SQLite).
+    Tests compare the three on the same rows.
     """
+    method = method or dashboard_method()
+    if method != "python" and connection.vendor != "postgresql":
+        raise ValueError(f"the {method!r} method needs PostgreSQL")
     window = Window(since=since, until=until)
-    postgresql = connection.vendor == "postgresql"
-    in_sql = postgresql if percentiles_in_sql is None else percentiles_in_sql and postgresql
     rows = AiMetric.objects.filter(created_at__gte=since, created_at__lt=until).order_by()
-    with _aggregate_settings():
-        summary = _summary(rows, in_sql)
-        by_call = _by_call(rows, window, in_sql)
+    with _aggregate_settings(method):
+        summary, by_call, series = _figures(rows, window, method)
+        photos = _photos(rows, window, method)
         failures = _failures(rows)
         retried, retried_count = _retried(rows, retried_limit)
-        series = _series(rows, window, in_sql)
-        by_project = _by_project(rows, top_projects)
+        by_project = _projects(rows, window, method, top_projects)
+    buckets = [_time_bucket(row) for row in series]
     return Dashboard(
         window=window,
-        summary=summary,
-        by_call=by_call,
+        summary=_summary(summary, photos),
+        by_call=[_call_stats(row) for row in by_call],
         failures=failures,
         retried_photos=retried,
         retried_photo_count=retried_count,
-        series=series,
-        cost_by_day=_by_day(series),
+        series=buckets,
+        cost_by_day=_by_day(buckets),
         cost_by_project=by_project,
     )
 
 
+def dashboard_method() -> Method:
+    """What `dashboard_build` uses by default on this database."""
+    return "rollup" if connection.vendor == "postgresql" else "python"
+
+
 @contextmanager
-def _aggregate_settings() -> Iterator[None]:
+def _aggregate_settings(method: Method) -> Iterator[None]:
     """On PostgreSQL: sorts of a large window in memory rather than on disk, and no JIT, whose
     compile time costs more than it saves here (measured at 1M rows: README, "AI metrics")."""
     if connection.vendor != "postgresql":
         yield
         return
+    settings = {"work_mem": "64MB", "jit": "off"}
+    if method == "rollup":  # small reads: starting parallel workers costs more than it saves
+        settings["max_parallel_workers_per_gather"] = "0"
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL work_mem = '64MB'")
-        cursor.execute("SET LOCAL jit = off")
+        # One statement for all (set_config(…, true) is SET LOCAL): names and values are ours.
+        cursor.execute(
+            "SELECT " + ", ".join(f"set_config('{k}', '{v}', true)" for k, v in settings.items())
+        )
         yield
 
 
@@ -229,25 +218,38 @@ def _usd(value: Decimal) -> Decimal:
     return value.quantize(USD_PLACES, ROUND_HALF_UP)
 
 
-def _count(condition: Q | None = None) -> Count:
-    # COUNT(created_at) counts rows (the column is never NULL) and, unlike COUNT(id), reads only
-    # columns of the covering index; Django refuses COUNT(*) with a FILTER.
-    return Count("created_at", filter=condition)
+def _figures(
+    rows: QuerySet[AiMetric], window: Window, method: Method
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Totals and latency of the whole window, per call and per bucket, as rows."""
+    if method == "rollup":
+        figures = dashboard_rollup.figures(
+            window, percentiles=PERCENTILES, series_percentiles={"p95": PERCENTILES["p95"]}
+        )
+        return figures.summary, figures.by_call, figures.series
+    options: dict[str, Any] = {"in_sql": method == "raw", "percentiles": PERCENTILES}
+    return (
+        dashboard_raw.summary_row(rows, **options),
+        dashboard_raw.by_call_rows(rows, window, **options),
+        dashboard_raw.series_rows(rows, window, **options),
+    )
 
 
-def _totals_aggregates() -> dict[str, Any]:
-    return {
-        "calls": _count(),
-        "successes": _count(Q(success=True)),
-        "mean": Avg("latency_ms"),
-        "tokens_in": Sum("tokens_in", default=0),
-        "tokens_out": Sum("tokens_out", default=0),
-        "cost_usd": Sum("cost_usd", default=Decimal("0")),
-    }
+def _photos(rows: QuerySet[AiMetric], window: Window, method: Method) -> int:
+    """Distinct photos with a call in the window (exact on every path)."""
+    if method == "rollup":
+        return dashboard_rollup.photos(window)
+    return rows.filter(photo_id__isnull=False).values("photo_id").distinct().count()
 
 
-def _percentile_aggregates() -> dict[str, Any]:
-    return {name: PercentileCont("latency_ms", fraction=f) for name, f in PERCENTILES.items()}
+def _projects(
+    rows: QuerySet[AiMetric], window: Window, method: Method, top: int
+) -> list[ProjectCost]:
+    if method == "rollup":
+        groups = dashboard_rollup.projects(window, top=top)
+    else:
+        groups = dashboard_raw.project_rows(rows, top=top)
+    return [ProjectCost(**(g | {"cost_usd": _usd(g["cost_usd"])})) for g in groups]
 
 
 def _latency(row: dict[str, Any]) -> Latency:
@@ -271,104 +273,76 @@ def _totals_fields(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _with_python_percentiles(
-    rows: QuerySet[AiMetric], groups: list[dict[str, Any]], keys: Sequence[str]
-) -> None:
-    """Fills p50/p95/p99 of each group from its latencies, read in order (non-PostgreSQL)."""
-    latencies: dict[tuple[Any, ...], list[int]] = defaultdict(list)
-    for *key, latency in rows.order_by(*keys, "latency_ms").values_list(*keys, "latency_ms"):
-        latencies[tuple(key)].append(latency)
-    for group in groups:
-        ordered = latencies[tuple(group[k] for k in keys)]
-        for name, fraction in PERCENTILES.items():
-            value = percentile_cont(ordered, fraction)
-            group[name] = float(value) if value is not None else None
-
-
-def _summary(rows: QuerySet[AiMetric], in_sql: bool) -> Summary:
-    aggregates = {**_totals_aggregates(), "photos": Count("photo_id", distinct=True)}
-    if in_sql:
-        aggregates |= _percentile_aggregates()
-    row = rows.aggregate(**aggregates)
-    if not in_sql:
-        _with_python_percentiles(rows, [row], [])
-    photos = row["photos"]
+def _summary(row: dict[str, Any], photos: int) -> Summary:
     cost_per_photo = (
         (row["cost_usd"] / photos).quantize(USD_PLACES, ROUND_HALF_UP) if photos else None
     )
     return Summary(**_totals_fields(row), photos=photos, cost_per_photo=cost_per_photo)
 
 
-def _by_call(rows: QuerySet[AiMetric], window: Window, in_sql: bool) -> list[CallStats]:
-    if in_sql:
-        groups = dashboard_pg.by_call_rows(window)
-    else:
-        groups = list(rows.values(*CALL_KEYS).annotate(**_totals_aggregates()).order_by(*CALL_KEYS))
-        _with_python_percentiles(rows, groups, CALL_KEYS)
-    return [
-        CallStats(
-            **_totals_fields(g), provider=g["provider"], model=g["model"], operation=g["operation"]
-        )
-        for g in groups
-    ]
+def _call_stats(row: dict[str, Any]) -> CallStats:
+    return CallStats(
+        **_totals_fields(row),
+        provider=row["provider"],
+        model=row["model"],
+        operation=row["operation"],
+    )
+
+
+def _time_bucket(row: dict[str, Any]) -> TimeBucket:
+    return TimeBucket(
+        start=row["start"],
+        calls=row["calls"],
+        failures=row["failures"],
+        p95=row["p95"],
+        tokens_in=row["tokens_in"],
+        tokens_out=row["tokens_out"],
+        cost_usd=_usd(row["cost_usd"]),
+    )
 
 
 def _failures(rows: QuerySet[AiMetric]) -> list[FailureCount]:
     groups = (
         rows.filter(success=False)
         .values("error_type")
-        .annotate(calls=_count())
+        .annotate(calls=count_rows())
         .order_by("-calls", "error_type")
     )
     return [FailureCount(error_type=g["error_type"] or "", calls=g["calls"]) for g in groups]
 
 
 def _retried(rows: QuerySet[AiMetric], limit: int) -> tuple[list[RetriedPhoto], int]:
+    """The most retried photos. Picked first by a GROUP BY with two max() only, then summed for
+    those alone: numeric sums for every retried photo doubled the time (README, "AI metrics")."""
     retried = rows.filter(retries__gt=0, photo_id__isnull=False)
-    groups = (
+    top = list(
         retried.values(*RETRIED_KEYS)
-        .annotate(
-            calls=_count(),
-            failures=_count(Q(success=False)),
-            max_retries=Max("retries"),
-            cost_usd=Sum("cost_usd"),
-            last_call_at=Max("created_at"),
-        )
+        .annotate(max_retries=Max("retries"), last_call_at=Max("created_at"))
         .order_by("-max_retries", "-last_call_at", "photo_id")[:limit]
     )
-    photos = [RetriedPhoto(**(g | {"cost_usd": _usd(g["cost_usd"])})) for g in groups]
+    sums = (
+        retried.filter(photo_id__in=[g["photo_id"] for g in top])
+        .values(*RETRIED_KEYS)
+        .annotate(
+            calls=count_rows(), failures=count_rows(Q(success=False)), cost_usd=Sum("cost_usd")
+        )
+        .order_by()
+    )
+    by_key = {(g["photo_id"], g["project_id"]): g for g in sums} if top else {}
+    photos = []
+    for g in top:
+        totals = by_key[g["photo_id"], g["project_id"]]
+        photos.append(
+            RetriedPhoto(
+                **g,
+                calls=totals["calls"],
+                failures=totals["failures"],
+                cost_usd=_usd(totals["cost_usd"]),
+            )
+        )
     if len(photos) < limit:
         return photos, len(photos)
     return photos, retried.aggregate(n=Count("photo_id", distinct=True))["n"]
-
-
-def _series(rows: QuerySet[AiMetric], window: Window, in_sql: bool) -> list[TimeBucket]:
-    if in_sql:
-        groups = dashboard_pg.series_rows(window)
-    else:
-        trunc = TruncHour if window.bucket == "hour" else TruncDay
-        bucketed = rows.annotate(start=trunc("created_at"))
-        aggregates = {
-            "calls": _count(),
-            "failures": _count(Q(success=False)),
-            "tokens_in": Sum("tokens_in", default=0),
-            "tokens_out": Sum("tokens_out", default=0),
-            "cost_usd": Sum("cost_usd", default=Decimal("0")),
-        }
-        groups = list(bucketed.values(*SERIES_KEYS).annotate(**aggregates).order_by(*SERIES_KEYS))
-        _with_python_percentiles(bucketed, groups, SERIES_KEYS)
-    return [
-        TimeBucket(
-            start=g["start"],
-            calls=g["calls"],
-            failures=g["failures"],
-            p95=g["p95"],
-            tokens_in=g["tokens_in"],
-            tokens_out=g["tokens_out"],
-            cost_usd=_usd(g["cost_usd"]),
-        )
-        for g in groups
-    ]
 
 
 def _by_day(series: list[TimeBucket]) -> list[DayCost]:
@@ -385,18 +359,3 @@ def _by_day(series: list[TimeBucket]) -> list[DayCost]:
         DayCost(day=day, calls=calls, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost)
         for day, (calls, tokens_in, tokens_out, cost) in sorted(days.items())
     ]
-
-
-def _by_project(rows: QuerySet[AiMetric], top: int) -> list[ProjectCost]:
-    groups = (
-        rows.filter(project_id__isnull=False)
-        .values(*PROJECT_KEYS)
-        .annotate(
-            calls=_count(),
-            tokens_in=Sum("tokens_in"),
-            tokens_out=Sum("tokens_out"),
-            cost_usd=Sum("cost_usd"),
-        )
-        .order_by("-cost_usd", "project_id")[:top]
-    )
-    return [ProjectCost(**(g | {"cost_usd": _usd(g["cost_usd"])})) for g in groups]

@@ -8,7 +8,12 @@ from django.utils.translation import gettext_lazy as _
 
 
 class AiMetric(models.Model):
-    """One AI provider call: who answered, how fast, at what cost, and how it ended."""
+    """One AI provider call: who answered, how fast, at what cost, and how it ended.
+
+    Append-only in our code (written by `aimetric_record`, read-only in the admin). On PostgreSQL
+    triggers keep the hourly rollups below equal to the sums of these rows whatever writes them:
+    INSERT (one row or many), UPDATE, DELETE and TRUNCATE (migration 0003).
+    """
 
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     provider = models.CharField(_("provider"), max_length=32)
@@ -74,3 +79,115 @@ class AiMetric(models.Model):
     def __str__(self) -> str:
         outcome = gettext("ok") if self.success else self.error_type or gettext("failed")
         return f"{self.provider}/{self.operation} {outcome}"
+
+
+# --- Hourly rollups, written only by PostgreSQL triggers on AiMetric (migration 0003) -----------
+# The dashboard reads these for the whole UTC hours of its window (aimetrics/dashboard_rollup.py).
+# On SQLite the tables exist but stay empty: no triggers, the dashboard reads the raw rows there.
+
+
+class AiMetricHour(models.Model):
+    """The calls of one UTC hour for one provider, model and operation, summed."""
+
+    pk = models.CompositePrimaryKey("hour", "provider", "model", "operation")
+    hour = models.DateTimeField()  # the start of the UTC hour
+    provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=64)
+    operation = models.CharField(max_length=32)
+    calls = models.BigIntegerField()
+    successes = models.BigIntegerField()
+    latency_ms_sum = models.BigIntegerField()
+    tokens_in = models.BigIntegerField()
+    tokens_out = models.BigIntegerField()
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6)
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.provider}/{self.model}/{self.operation}"
+
+
+class AiMetricHourLatency(models.Model):
+    """A latency histogram: calls of one UTC hour and provider/model/operation per bucket.
+
+    Bucket b holds latencies in [γ^b, γ^(b+1)) ms with γ = 1.02, bucket -1 holds 0 ms: the SQL
+    functions `aimetric_latency_bucket` and `aimetric_latency_bucket_ms` (migration 0003).
+    """
+
+    pk = models.CompositePrimaryKey("hour", "provider", "model", "operation", "bucket")
+    hour = models.DateTimeField()
+    provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=64)
+    operation = models.CharField(max_length=32)
+    bucket = models.SmallIntegerField()
+    calls = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.provider}/{self.operation} bucket {self.bucket}"
+
+
+class AiMetricDayLatency(models.Model):
+    """The same histogram per UTC day: a 30-day window reads 30 of these instead of 720 hours."""
+
+    pk = models.CompositePrimaryKey("day", "provider", "model", "operation", "bucket")
+    day = models.DateTimeField()  # UTC midnight
+    provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=64)
+    operation = models.CharField(max_length=32)
+    bucket = models.SmallIntegerField()
+    calls = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.provider}/{self.operation} bucket {self.bucket}"
+
+
+class AiMetricHourProject(models.Model):
+    """The calls of one UTC hour for one project, summed (calls without a project: not here)."""
+
+    pk = models.CompositePrimaryKey("hour", "project_id")
+    hour = models.DateTimeField()
+    project_id = models.UUIDField()
+    calls = models.BigIntegerField()
+    tokens_in = models.BigIntegerField()
+    tokens_out = models.BigIntegerField()
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6)
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h project {self.project_id}"
+
+
+class AiMetricPhoto(models.Model):
+    """Calls per photo, all time. The trigger locks a photo's row here before it changes the
+    photo's hours below, so that two writers never link the same photo's hours concurrently."""
+
+    photo_id = models.UUIDField(primary_key=True)
+    calls = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"photo {self.photo_id}"
+
+
+class AiMetricPhotoHour(models.Model):
+    """A UTC hour in which a photo had calls, linked to the photo's previous such hour
+    (-infinity for its first: read that column in SQL, psycopg cannot load it as a datetime)."""
+
+    pk = models.CompositePrimaryKey("photo_id", "hour")
+    photo_id = models.UUIDField()
+    hour = models.DateTimeField()
+    calls = models.BigIntegerField()
+    previous_hour = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"photo {self.photo_id} {self.hour:%Y-%m-%d %H}h"
+
+
+class AiMetricHourPhotoCount(models.Model):
+    """The rows of AiMetricPhotoHour counted per hour and previous hour. The distinct photos with
+    calls in the hours [a, b) are the sum over a ≤ hour < b and previous_hour < a: each photo is
+    counted at its first hour in the range, exactly."""
+
+    pk = models.CompositePrimaryKey("hour", "previous_hour")
+    hour = models.DateTimeField()
+    previous_hour = models.DateTimeField()  # -infinity: the photo's first hour
+    photos = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h: {self.photos} photos"

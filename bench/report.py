@@ -381,6 +381,19 @@ class Builder:
         )
 
     def _dashboard(self, dashboard: dict[str, Any]) -> None:
+        if "insert_s" in dashboard:
+            rollups = ", ".join(
+                f"{table.removeprefix('aimetrics_aimetric')} {count:,}"
+                for table, count in dashboard.get("rollup_rows", {}).items()
+            )
+            self.add(
+                Row(
+                    "8 dashboard",
+                    f"INSERT … SELECT of {dashboard['rows']:,} rows, rollup triggers included "
+                    f"(rollup rows: {rollups}; VACUUM ANALYZE {dashboard['vacuum_s']} s)",
+                    f"{dashboard['insert_s']} s",
+                )
+            )
         for window, run in dashboard["windows"].items():
             slowest = max(run["parts_p50_ms"].items(), key=lambda item: item[1] or 0)
             self.add(

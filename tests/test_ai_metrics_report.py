@@ -16,6 +16,7 @@ from tests.test_dashboard import NOW, SINCE, Known
 pytestmark = pytest.mark.django_db
 
 WINDOW = ["--since", SINCE.isoformat(), "--until", NOW.isoformat()]
+EXACT = [*WINDOW, "--exact"]  # percentile_cont over the rows, not the rollup's histograms
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def report(*args: str) -> str:
 
 
 def test_table_shows_every_section(known: Known) -> None:
-    output = report(*WINDOW)
+    output = report(*EXACT)
     for heading in (
         "summary",
         "by call",
@@ -73,7 +74,7 @@ def _csv_blocks(text: str) -> dict[str, list[dict[str, str]]]:
 
 
 def test_csv_has_one_block_per_section(known: Known) -> None:
-    blocks = _csv_blocks(report(*WINDOW, "--format", "csv"))
+    blocks = _csv_blocks(report(*EXACT, "--format", "csv"))
     assert list(blocks) == [
         "summary",
         "by_call",
@@ -108,17 +109,31 @@ def test_json_keeps_exact_costs(known: Known) -> None:
     summary = document["summary"]
     assert summary["cost_usd"] == "0.020700" and summary["cost_per_photo"] == "0.010350"
     assert (summary["calls"], summary["failures"], summary["photos"]) == (7, 2, 2)
-    assert summary["latency"]["p99"] == pytest.approx(964)
+    assert summary["latency"]["p99"] == pytest.approx(964, rel=0.01)  # the rollup's histogram
     mini = document["by_call"][1]
     assert (mini["model"], mini["success_rate"], mini["latency"]["p95"]) == (
         "gpt-4.1-mini",
         0.5,
-        pytest.approx(145),
+        pytest.approx(145, rel=0.01),
     )
     assert document["retried_photo_count"] == 1
     assert document["retried_photos"][0]["photo_id"] == str(known.p2)
     assert [p["project_id"] for p in document["cost_by_project"]] == [str(known.y)]
     assert len(document["series"]) == 7
+
+
+def test_by_default_only_the_percentiles_differ_from_the_exact_report(known: Known) -> None:
+    approximate = _csv_blocks(report(*WINDOW, "--format", "csv"))
+    exact = _csv_blocks(report(*EXACT, "--format", "csv"))
+    percentiles = ("p50_ms", "p95_ms", "p99_ms")
+    for section, rows in exact.items():
+        assert len(approximate[section]) == len(rows)
+        for row, other in zip(rows, approximate[section], strict=True):
+            assert {k: v for k, v in row.items() if k not in percentiles} == {
+                k: v for k, v in other.items() if k not in percentiles
+            }
+            for name in set(percentiles) & set(row):
+                assert float(other[name]) == pytest.approx(float(row[name]), rel=0.01, abs=0.1)
 
 
 def test_defaults_to_the_last_24_hours(db: Any) -> None:
