@@ -1,9 +1,10 @@
-"""Two dashboard figures written for PostgreSQL: one index range per group instead of a sort.
+"""Two dashboard figures of the exact path ("raw") written for PostgreSQL: one index range per
+group instead of a sort; and the buckets of a window, which the rollup path cuts along too.
 
 GROUP BY with percentile_cont sorts every row of the window by the group first (no hash
 aggregation with ordered-set aggregates). Here each group is its own range of an index, read in a
 LATERAL subquery: per provider/model/operation a range of `aimetric_call_created`, per hour or day
-a range of `aimetric_created_cover`. Same figures as the ORM queries in `aimetrics.dashboard`
+a range of `aimetric_created_cover`. Same figures as the ORM queries in `aimetrics.dashboard_raw`
 (tests compare them); measured at 1M rows in README ("AI metrics").
 """
 
