@@ -8,8 +8,8 @@ from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 
-from django.db import transaction
-from django.db.models import Count, Q, StringAgg, Sum, TextField, Value
+from django.db import connection, transaction
+from django.db.models import Count, DateTimeField, StringAgg, Sum, TextField, Value
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
@@ -21,6 +21,12 @@ logger = logging.getLogger(__name__)
 STALE_REQUEST = timedelta(minutes=10)
 
 
+_REQUEST = """
+UPDATE {project} SET inventory_sync_requested_at = %s
+WHERE id = %s AND (inventory_sync_requested_at IS NULL OR inventory_sync_requested_at < %s)
+"""
+
+
 def inventory_request_sync(*, project_id: uuid.UUID | str, delay_ms: int | None = None) -> bool:
     """Ask for a sync of the project's inventory; True when this call sent the message.
 
@@ -30,10 +36,23 @@ def inventory_request_sync(*, project_id: uuid.UUID | str, delay_ms: int | None 
     from django.conf import settings
 
     now = timezone.now()
-    owed = Q(inventory_sync_requested_at__isnull=True) | Q(
-        inventory_sync_requested_at__lt=now - STALE_REQUEST
-    )
-    requested = Project.objects.filter(owed, pk=project_id).update(inventory_sync_requested_at=now)
+    field = Project._meta.get_field("inventory_sync_requested_at")
+    assert isinstance(field, DateTimeField)
+    project = Project._meta.pk
+    assert project is not None
+    # Hand-written (portable SQL): every DONE photo asks, and the ORM spent ~0.45 ms of CPU
+    # building the statement, more than PostgreSQL spends running it (docs/benchmarks.md).
+    sql = _REQUEST.format(project=connection.ops.quote_name(Project._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                field.get_db_prep_save(now, connection),
+                project.get_db_prep_save(project_id, connection),
+                field.get_db_prep_save(now - STALE_REQUEST, connection),
+            ],
+        )
+        requested = cursor.rowcount
     if requested:
         delay = settings.INVENTORY_SYNC_DELAY_MS if delay_ms is None else delay_ms
         transaction.on_commit(partial(inventory_send_sync, str(project_id), delay or None))
