@@ -92,8 +92,11 @@ def image_preflight(data: bytes) -> PreparedImage:
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         # Shrink first, then turn upright: the quarter turn of a phone photo then moves a third
         # of the pixels. The target is symmetric in width and height: the order changes nothing.
+        # BICUBIC, not LANCZOS: after the reduced-scale decode the step left is small (12 MP:
+        # 2016 → 1238 px), where the two look alike, and BICUBIC costs ~20 ms less of the
+        # preflight's ~140 ms (docs/benchmarks.md, preflight).
         if rgb.size != (width, height):
-            rgb = rgb.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=2.0)
+            rgb = rgb.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=2.0)
         ImageOps.exif_transpose(rgb, in_place=True)
         # Orientation may have swapped the sides: report the original as it is displayed.
         upright_w, upright_h = (
