@@ -223,7 +223,7 @@ def test_what_the_fast_path_does_not_handle_gets_drfs_answer(
     assert isinstance(response, Response)
     assert response.status_code == status, response.content
     if status >= 400:
-        assert set(response.json()) == {"error", "fields"} or "error" in response.json()
+        assert "error" in response.json()
         assert Photo.objects.get(pk=photo.pk).queued_at is None
 
 

@@ -11,6 +11,7 @@ errors keep one implementation. The answers are the DRF views' byte for byte (te
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import datetime
@@ -46,16 +47,6 @@ _PHOTO_COLUMNS = (
 )
 
 
-def _tables() -> dict[str, str]:
-    quote = connection.ops.quote_name
-    return {
-        "photo": quote(Photo._meta.db_table),
-        "project": quote(Project._meta.db_table),
-        "token": quote(Token._meta.db_table),
-        "user": quote(get_user_model()._meta.db_table),
-    }
-
-
 # One round trip authenticates and reads: the photo, if the token is an active user's and the
 # photo is in one of that user's projects.
 _POLL = """
@@ -70,6 +61,27 @@ _TOKEN_USER = """
 SELECT u.id FROM {token} AS t JOIN {user} AS u ON u.id = t.user_id
 WHERE t.key = %s AND u.is_active
 """
+
+
+@functools.cache
+def _statement(template: str, vendor: str) -> str:
+    """`template` with its table and column names quoted, built once per process (the hot path
+    should not format SQL); `vendor` is part of the key because the quoting is the database's."""
+    quote = connection.ops.quote_name
+    return template.format(
+        columns=", ".join(f"ph.{quote(column)}" for column in _PHOTO_COLUMNS),
+        photo=quote(Photo._meta.db_table),
+        project=quote(Project._meta.db_table),
+        token=quote(Token._meta.db_table),
+        user=quote(get_user_model()._meta.db_table),
+    )
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 def _token_key(request: HttpRequest) -> str | None:
@@ -113,16 +125,11 @@ def photo_poll(request: HttpRequest, photo_id: str) -> HttpResponse | None:
         or not _accepts_json(request)
     ):
         return None
-    key = _token_key(request)
-    if key is None:
+    key, pk = _token_key(request), _uuid(photo_id)
+    if key is None or pk is None:
         return None
-    try:
-        pk = uuid.UUID(photo_id)
-    except ValueError:
-        return None
-    columns = ", ".join(f"ph.{connection.ops.quote_name(c)}" for c in _PHOTO_COLUMNS)
     with connection.cursor() as cursor:
-        cursor.execute(_POLL.format(columns=columns, **_tables()), [pk, key])
+        cursor.execute(_statement(_POLL, connection.vendor), [pk, key])
         row = cursor.fetchone()
     if row is None:
         return None  # a wrong token, someone else's photo, no photo: DRF says which
@@ -150,7 +157,7 @@ def _poll_body(row: tuple[Any, ...]) -> dict[str, Any]:
 
 def _token_user_id(key: str) -> int | None:
     with connection.cursor() as cursor:
-        cursor.execute(_TOKEN_USER.format(**_tables()), [key])
+        cursor.execute(_statement(_TOKEN_USER, connection.vendor), [key])
         row = cursor.fetchone()
     return None if row is None else int(row[0])
 
@@ -184,9 +191,8 @@ def photo_enqueue(request: HttpRequest) -> HttpResponse | None:
         or not isinstance(data.get("userId", ""), str | None)
     ):
         return None
-    try:
-        pk = uuid.UUID(photo_id)
-    except ValueError:
+    pk = _uuid(photo_id)
+    if pk is None:
         return None
     # Counted by token before the token is checked (DRF counts token requests the same way):
     # the check is part of the enqueue's UPDATE, one round trip instead of two. Over the rate,

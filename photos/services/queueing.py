@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -117,17 +118,24 @@ class Owner:
 
 
 def _sql(template: str, *, owner: Owner | None) -> str:
+    kind = "" if owner is None else "token" if owner.token_key is not None else "user"
+    return _sql_for(template, kind, connection.vendor)
+
+
+@functools.cache
+def _sql_for(template: str, owner_kind: str, vendor: str) -> str:
+    """The statement with its names quoted, built once per process (it is on the API's hot
+    path); `vendor` is part of the key because the quoting is the database's."""
     quote = connection.ops.quote_name
-    if owner is None:
-        clause = ""
-    elif owner.token_key is not None:
-        clause = _OWNER_TOKEN.format(
+    clause = {
+        "": "",
+        "user": _OWNER_ID.format(project=quote(Project._meta.db_table)),
+        "token": _OWNER_TOKEN.format(
             project=quote(Project._meta.db_table),
             token=quote(Token._meta.db_table),
             user=quote(get_user_model()._meta.db_table),
-        )
-    else:
-        clause = _OWNER_ID.format(project=quote(Project._meta.db_table))
+        ),
+    }[owner_kind]
     return template.format(photo=quote(Photo._meta.db_table), owner=clause)
 
 
