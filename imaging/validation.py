@@ -124,7 +124,10 @@ def _check_jpeg_structure(data: bytes) -> None:
     """Count the scans and marker segments of the first image, up to its EOI, without decoding.
 
     Segment headers are skipped by their length and entropy-coded data by a regular expression,
-    so the work is bounded by the limits, not by the file. Anything malformed is left to Pillow.
+    so the work is bounded by the limits, not by the file. A file that ends before its EOI is
+    truncated: Pillow alone does not always say so (when the last scan's data happens to hold
+    every block, it decodes the image and never asks for the marker). Anything else malformed is
+    left to Pillow.
     """
     scans = segments = 0
     position = 2  # after SOI
@@ -146,6 +149,9 @@ def _check_jpeg_structure(data: bytes) -> None:
             )
         # Past the segment; after SOS the entropy-coded data follows, which the search skips.
         position += max(int.from_bytes(data[position : position + 2], "big"), 2)
+    raise ImageRejected(
+        "The image is damaged or truncated (it ends before its end-of-image marker)."
+    )
 
 
 def _check_png_data(data: bytes) -> None:

@@ -24,6 +24,7 @@ import functools
 import hashlib
 import io
 import os
+import random
 import re
 import struct
 import time
@@ -589,6 +590,25 @@ def test_jpeg_with_exactly_the_maximum_scans_is_accepted_and_one_more_is_not() -
     assert image_inspect(at_limit, **LIMITS).format == "JPEG"
     with pytest.raises(ImageRejected, match="scans"):
         image_inspect(over, **LIMITS)
+
+
+def test_jpeg_missing_only_its_end_of_image_marker_is_refused_as_truncated() -> None:
+    # The corpus's "jpeg-without-eoi" is random noise: for about one draw in sixteen, Pillow
+    # decoded every block from the data left and never asked for the missing marker, so the
+    # upload was accepted (a CI run saw it). This image is one such draw, fixed by its seed.
+    size = (320, 240)
+    noise = Image.frombytes("L", size, random.Random(52).randbytes(size[0] * size[1]))
+    image = Image.merge("RGB", (noise, Image.linear_gradient("L").resize(size), noise))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG")
+    complete = buffer.getvalue()
+    assert complete.endswith(b"\xff\xd9")
+    with Image.open(io.BytesIO(complete[:-2])) as decoded:
+        decoded.load()  # what Pillow alone makes of it: no error
+
+    assert image_inspect(complete, **LIMITS).width == 320
+    with pytest.raises(ImageRejected, match="end-of-image marker"):
+        image_inspect(complete[:-2], **LIMITS)
 
 
 def test_jpeg_segment_limit_counts_segments_not_bytes_inside_them() -> None:
