@@ -32,6 +32,9 @@ from bench.stats import summary
 
 REQUEST_TIMEOUT_S = 60.0
 RETRIES = 4  # requests sent again after finding a kept-alive connection closed
+# gunicorn closes a kept-alive connection after 2 s idle (its --keep-alive default). An idle one
+# older than this is closed by the pool rather than used: it may be closing as the request goes.
+IDLE_REUSE_S = 1.5
 GRACE_S = 5.0  # open loop: how long answers are awaited after the last request was due
 
 
@@ -43,6 +46,7 @@ class Connection:
         self.writer = writer
         self.closed = False
         self.used = False  # has carried a request: the server may have closed it since (idle)
+        self.idle_since = time.perf_counter()
 
     @classmethod
     async def open(cls, host: str, port: int) -> Connection:
@@ -145,7 +149,12 @@ class RequestSource:
 
 
 class Pool:
-    """Idle keep-alive connections; new ones up to `limit`, then requests wait for one."""
+    """Idle keep-alive connections; new ones up to `limit`, then requests wait for one.
+
+    The most recently used idle connection goes first; one idle for longer than IDLE_REUSE_S is
+    closed instead (the server is about to, or already did): a burst that reaches past the hot
+    connections would otherwise meet several stale ones in a row. The retry in `_one` stays for
+    the race that is left."""
 
     def __init__(self, host: str, port: int, limit: int) -> None:
         self.host, self.port, self.limit = host, port, limit
@@ -163,8 +172,12 @@ class Pool:
     async def get(self) -> Connection:
         async with self.available:
             while True:
-                if self.idle:
-                    return self.idle.pop()
+                while self.idle:
+                    connection = self.idle.pop()
+                    if time.perf_counter() - connection.idle_since < IDLE_REUSE_S:
+                        return connection
+                    connection.close()
+                    self.opened -= 1
                 if self.opened < self.limit:
                     self.opened += 1
                     break
@@ -182,6 +195,7 @@ class Pool:
             if connection.closed:
                 self.opened -= 1
             else:
+                connection.idle_since = time.perf_counter()
                 self.idle.append(connection)
             self.available.notify()
 

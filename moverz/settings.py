@@ -191,7 +191,8 @@ DRAMATIQ_HEARTBEAT_TIMEOUT_MS = env_int("DRAMATIQ_HEARTBEAT_TIMEOUT_MS", 15_000)
 # also sweeps every queue on each pass (moverz/relay.py), which is what bounds the recovery.
 DRAMATIQ_MAINTENANCE_CHANCE = env_int("DRAMATIQ_MAINTENANCE_CHANCE", 1000)
 DRAMATIQ_BROKER = {
-    "BROKER": "dramatiq.brokers.redis.RedisBroker",
+    # Dramatiq's, with a consumer that fetches as soon as a thread is free (moverz/broker.py).
+    "BROKER": "moverz.broker.RedisBroker",
     "OPTIONS": {
         "url": REDIS_URL,
         "namespace": DRAMATIQ_NAMESPACE,
