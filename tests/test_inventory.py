@@ -365,3 +365,22 @@ def test_a_photo_finished_during_a_sync_gets_a_sync_of_its_own(
     assert Photo.objects.get(pk=photo.pk).status == Photo.Status.DONE
     # The contract: a photo finished during a sync gets a sync of its own.
     assert _requested_at(project) is not None
+
+
+def test_snapshot_rooms_are_stored_out_of_line_without_compression(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # Migration 0004: the photo ids of a large project do not compress, and PostgreSQL's default
+    # storage spent most of a 50,000-photo sync trying (docs/benchmarks.md, change 12).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attstorage FROM pg_attribute"
+            " WHERE attrelid = 'inventory_inventorysnapshot'::regclass AND attname = 'rooms'"
+        )
+        assert cursor.fetchone() == ("e",)
+    project = make_project()
+    photo = _analysed(django_capture_on_commit_callbacks, project, room_type="kitchen")
+    snapshot = inventory_sync(project_id=project.pk)
+    assert snapshot is not None
+    stored = InventorySnapshot.objects.get(pk=snapshot.pk).rooms
+    assert stored == snapshot.rooms and stored[0]["photos"] == [str(photo.pk)]
