@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import dramatiq
+import redis
 from django.conf import settings
 from dramatiq.brokers import redis as dramatiq_redis
 
@@ -50,8 +51,24 @@ class _Consumer(dramatiq_redis._RedisConsumer):
         return super().__next__()
 
 
+#: redis-py 8 speaks RESP3 by default, and then opens every connection with a handshake for
+#: Redis Enterprise's maintenance notifications (`CLIENT MAINT_NOTIFICATIONS`, which Redis 7
+#: refuses). Under load that handshake twice crashed a web request, raising what redis-py never
+#: raises otherwise (`ValueError: I/O operation on closed file`, then `AttributeError: 'NoneType'
+#: object has no attribute 'readline'`, both from `_enable_maintenance_notifications`). RESP2, what
+#: Dramatiq was written for, skips it, and a round trip per new connection with it.
+REDIS_PROTOCOL = 2
+
+
 class RedisBroker(dramatiq_redis.RedisBroker):
-    """Dramatiq's RedisBroker with the consumer above (settings.DRAMATIQ_BROKER)."""
+    """Dramatiq's RedisBroker with the consumer above, over RESP2 (settings.DRAMATIQ_BROKER)."""
+
+    def __init__(self, *, url: str | None = None, **parameters: Any) -> None:
+        if url:
+            parameters["connection_pool"] = redis.ConnectionPool.from_url(
+                url, protocol=REDIS_PROTOCOL
+            )
+        super().__init__(**parameters)
 
     @property
     def consumer_class(self) -> type[_Consumer]:

@@ -230,7 +230,8 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": os.environ.get("CACHE_URL", REDIS_URL),
         "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", f"{DRAMATIQ_NAMESPACE}:cache"),
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        # RESP2, as the broker (moverz/broker.py, REDIS_PROTOCOL): see there.
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5, "protocol": 2},
     }
 }
 THROTTLE_CACHE = "default"
