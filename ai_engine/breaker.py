@@ -36,9 +36,11 @@ class CircuitBreaker:
         """Count an outage; True when this one opened the circuit."""
         failures_key, open_key = self._keys(provider)
         pipe = self.client.pipeline()
+        # The window starts at the first outage. SET … NX EX rather than EXPIRE … NX, which
+        # Redis 6.2 (the wheel's server: `make run`, the fault suite) refuses.
+        pipe.set(failures_key, 0, ex=self.window_s, nx=True)
         pipe.incr(failures_key)
-        pipe.expire(failures_key, self.window_s, nx=True)
-        failures, _ = pipe.execute()
+        _, failures = pipe.execute()
         if int(failures) >= self.threshold:
             opened = self.client.set(open_key, "1", ex=self.cooldown_s, nx=True)
             self.client.delete(failures_key)

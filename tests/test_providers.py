@@ -18,6 +18,7 @@ from typing import Any
 
 import anthropic
 import pytest
+import redis
 from django.conf import settings
 
 from ai_engine.anthropic_provider import AnthropicProvider
@@ -454,6 +455,17 @@ def test_breaker_skips_a_failing_provider_until_the_cooldown_ends(
         time.sleep(0.05)
     assert engine.detect_room(IMAGE).usage.provider == "anthropic"  # tried again, and answered
     assert len(fake_ai.requests_for("anthropic")) == 3
+
+
+def test_breaker_opens_on_redis_6_2(redis_6_2: str) -> None:
+    # The failure count once used EXPIRE … NX, which Redis 6.2 refuses: each outage raised.
+    client = redis.Redis.from_url(redis_6_2, protocol=2)
+    breaker = CircuitBreaker(client, prefix="test-breaker", threshold=2, window_s=60)
+
+    assert breaker.record_failure("anthropic") is False
+    assert 55 <= client.ttl("test-breaker:anthropic:failures") <= 60  # the window, set once
+    assert breaker.record_failure("anthropic") is True
+    assert breaker.is_open("anthropic")
 
 
 def test_breaker_count_is_reset_by_a_success(fake_ai: FakeAiServer, redis_client: Any) -> None:

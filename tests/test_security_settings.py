@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -390,3 +391,26 @@ def test_throttling_resumes_when_the_cache_answers_again(
         "throttling is off",
         "throttling is back on",
     ]
+
+
+def test_throttling_counts_on_redis_6_2(settings: Any, user: Any, redis_6_2: str) -> None:
+    # The counter once used EXPIRE … NX: Redis 6.2 refused it, so throttling was silently off
+    # wherever the wheel's server ran (found in the fault suite's web log).
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_6_2,
+            "OPTIONS": {"protocol": 2},
+        }
+    }
+    settings.THROTTLE_UPLOAD_RATE = "2/min"
+    settings.THROTTLE_FAILOPEN_S = 0.0
+    api = _client_for(user)
+    project = make_project(owner=user)
+
+    assert [_upload(api, project).status_code for _ in range(3)] == [201, 201, 429]
+    ttls = [
+        redis.Redis.from_url(redis_6_2).ttl(key)
+        for key in redis.Redis.from_url(redis_6_2).scan_iter(match="*throttle:upload:*")
+    ]
+    assert len(ttls) == 1 and 60 <= ttls[0] <= 65  # the window's lifetime, set once
