@@ -45,7 +45,7 @@ def aimetric_record(
     Two rows per photo, on the worker's path: the statement is written by hand, the values
     prepared by the model's own fields as the ORM would (`pre_save` sets `created_at`, then
     `get_db_prep_save`), which saves ~0.25 ms of CPU per row against `objects.create`
-    (docs/benchmarks.md, change 11). Nothing listens to AiMetric's save signals.
+    (docs/benchmarks.md, change 12). Nothing listens to AiMetric's save signals.
     """
     metric = AiMetric(
         provider=provider,

@@ -372,7 +372,7 @@ def test_snapshot_rooms_are_stored_out_of_line_without_compression(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     # Migration 0004: the photo ids of a large project do not compress, and PostgreSQL's default
-    # storage spent most of a 50,000-photo sync trying (docs/benchmarks.md, change 12).
+    # storage spent most of a 50,000-photo sync trying (docs/benchmarks.md, change 13).
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT attstorage FROM pg_attribute"

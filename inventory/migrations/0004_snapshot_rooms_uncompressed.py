@@ -3,7 +3,7 @@
 `rooms` lists every photo id of the project. Random UUIDs do not compress, and PostgreSQL's
 default (pglz) finds that out only after trying: at 50,000 photos (2 MB of JSON) the INSERT took
 47 ms with pglz, which stored it uncompressed anyway, and 8 ms with EXTERNAL storage
-(docs/benchmarks.md, change 12). Other databases have no such setting: nothing to do there.
+(docs/benchmarks.md, change 13). Other databases have no such setting: nothing to do there.
 """
 
 from __future__ import annotations
