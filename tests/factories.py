@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import random
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -14,6 +15,17 @@ from photos.models import Photo, Project
 from photos.services.uploads import photo_create, project_create
 
 _counter = itertools.count(1)
+
+
+# Pixel noise for test images, from a fixed seed: a test that depends on what the noise happens
+# to be (a JPEG that Pillow decodes without its end marker, one draw in sixteen) fails on every
+# run or on none, never now and then.
+_NOISE = random.Random(20261128)
+
+
+def noise_bytes(count: int) -> bytes:
+    """`count` bytes of reproducible noise (the same sequence in every run of the same tests)."""
+    return _NOISE.randbytes(count)
 
 
 def image_bytes(*, width: int = 320, height: int = 240, fmt: str = "JPEG", seed: int = 0) -> bytes:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +26,7 @@ from imaging.preflight import (
 from photos.services.analysis import Outcome, photo_analyze
 from photos.services.queueing import photo_enqueue
 from photos.services.uploads import photo_create
-from tests.factories import make_project
+from tests.factories import make_project, noise_bytes
 from tests.fakeai import running_fake_ai, tool_of
 
 pillow_heif.register_heif_opener()
@@ -39,7 +38,7 @@ MARKER = 400  # a red square painted in the stored top-left corner
 def _noisy(size: tuple[int, int]) -> Image.Image:
     """A photo-like RGB image: a gradient under per-pixel noise, which JPEG cannot squeeze."""
     base = Image.linear_gradient("L").resize(size)
-    noise = Image.frombytes("L", size, os.urandom(size[0] * size[1]))
+    noise = Image.frombytes("L", size, noise_bytes(size[0] * size[1]))
     flipped = noise.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return Image.merge(
         "RGB", (Image.blend(base, noise, 0.3), base, Image.blend(base, flipped, 0.3))

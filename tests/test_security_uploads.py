@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import os
 import random
 import re
 import struct
@@ -45,7 +44,7 @@ from rest_framework.test import APIClient
 from imaging.preflight import image_preflight
 from imaging.validation import JPEG_MAX_SCANS, JPEG_MAX_SEGMENTS, ImageRejected, image_inspect
 from photos.models import Photo, Project
-from tests.factories import make_user
+from tests.factories import make_user, noise_bytes
 from tests.uploading import assert_nothing_stored, stored_files, upload
 
 pillow_heif.register_heif_opener()
@@ -125,7 +124,7 @@ def figures(request: pytest.FixtureRequest) -> Iterator[list[tuple[str, int, int
 
 def _photo(fmt: str, size: tuple[int, int] = (320, 240), **options: Any) -> bytes:
     """A real image in `fmt`, with noise so that compressed data spans many bytes."""
-    noise = Image.frombytes("L", size, os.urandom(size[0] * size[1]))
+    noise = Image.frombytes("L", size, noise_bytes(size[0] * size[1]))
     image = Image.merge("RGB", (noise, Image.linear_gradient("L").resize(size), noise))
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
@@ -666,7 +665,7 @@ def _interlaced_png(width: int, height: int, *, short_by: int = 0) -> bytes:
     ):
         columns, rows = max(0, (width - x0 + dx - 1) // dx), max(0, (height - y0 + dy - 1) // dy)
         if columns:
-            raw += (b"\x00" + os.urandom(columns * 3)) * rows
+            raw += (b"\x00" + noise_bytes(columns * 3)) * rows
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 1)
     return (
         b"\x89PNG\r\n\x1a\n"
@@ -681,7 +680,7 @@ def _interlaced_png(width: int, height: int, *, short_by: int = 0) -> bytes:
 def test_png_data_check_accepts_complete_images_of_every_mode(
     mode: str, size: tuple[int, int]
 ) -> None:
-    image = Image.frombytes("L", size, os.urandom(size[0] * size[1])).convert(mode)
+    image = Image.frombytes("L", size, noise_bytes(size[0] * size[1])).convert(mode)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
 

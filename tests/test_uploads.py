@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import struct
 import time
 import warnings
@@ -19,6 +18,7 @@ from rest_framework.test import APIClient
 
 from imaging.validation import ImageInfo, ImageRejected, image_inspect
 from photos.models import Photo, Project
+from tests.factories import noise_bytes
 from tests.uploading import assert_nothing_stored, stored_files, upload
 
 pillow_heif.register_heif_opener()
@@ -32,7 +32,7 @@ LIMITS: dict[str, int] = {"max_bytes": 15 * 1024 * 1024, "max_pixels": 50_000_00
 
 def _photo(fmt: str, size: tuple[int, int] = (320, 240), **options: Any) -> bytes:
     """A real image in `fmt`, with noise so that compressed data spans many bytes."""
-    noise = Image.frombytes("L", size, os.urandom(size[0] * size[1]))
+    noise = Image.frombytes("L", size, noise_bytes(size[0] * size[1]))
     image = Image.merge("RGB", (noise, Image.linear_gradient("L").resize(size), noise))
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
