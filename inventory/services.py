@@ -9,11 +9,12 @@ from decimal import Decimal
 from functools import partial
 
 from django.db import connection, transaction
-from django.db.models import Count, DateTimeField, StringAgg, Sum, TextField, Value
+from django.db.models import Count, StringAgg, Sum, TextField, Value
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from inventory.models import InventorySnapshot
+from moverz.sql import db_value
 from photos.models import Photo, Project
 
 logger = logging.getLogger(__name__)
@@ -36,10 +37,6 @@ def inventory_request_sync(*, project_id: uuid.UUID | str, delay_ms: int | None 
     from django.conf import settings
 
     now = timezone.now()
-    field = Project._meta.get_field("inventory_sync_requested_at")
-    assert isinstance(field, DateTimeField)
-    project = Project._meta.pk
-    assert project is not None
     # Hand-written (portable SQL): every DONE photo asks, and the ORM spent ~0.45 ms of CPU
     # building the statement, more than PostgreSQL spends running it (docs/benchmarks.md).
     sql = _REQUEST.format(project=connection.ops.quote_name(Project._meta.db_table))
@@ -47,9 +44,9 @@ def inventory_request_sync(*, project_id: uuid.UUID | str, delay_ms: int | None 
         cursor.execute(
             sql,
             [
-                field.get_db_prep_save(now, connection),
-                project.get_db_prep_save(project_id, connection),
-                field.get_db_prep_save(now - STALE_REQUEST, connection),
+                db_value(Project, "inventory_sync_requested_at", now),
+                db_value(Project, "id", project_id),
+                db_value(Project, "inventory_sync_requested_at", now - STALE_REQUEST),
             ],
         )
         requested = cursor.rowcount

@@ -22,8 +22,9 @@ from aimetrics.models import AiMetric
 from aimetrics.services import aimetric_record
 from imaging.preflight import PreparedImage, image_preflight
 from moverz.broker import broker_redis
+from moverz.sql import db_value
 from photos.models import Photo
-from photos.services.claims import Busy, Claim, photo_claim, photo_db_value, photo_give_back
+from photos.services.claims import Busy, Claim, photo_claim, photo_give_back
 from photos.services.queueing import photo_send_analyze_on_commit
 from photos.signals import photo_done
 from photos.volumes import volume_catalogue
@@ -277,15 +278,15 @@ def photo_store_done(*, claim: Claim, analysis: dict[str, Any], room_type: str) 
     now = timezone.now()
     params = [
         Photo.Status.DONE,
-        photo_db_value("analysis", analysis),
+        db_value(Photo, "analysis", analysis),
         room_type,
         analysis["totals"]["items"],
-        photo_db_value("volume_m3", Decimal(str(analysis["totals"]["volume_m3"]))),
-        photo_db_value("processed_at", now),
-        photo_db_value("updated_at", now),
-        photo_db_value("id", claim.photo.pk),
+        db_value(Photo, "volume_m3", Decimal(str(analysis["totals"]["volume_m3"]))),
+        db_value(Photo, "processed_at", now),
+        db_value(Photo, "updated_at", now),
+        db_value(Photo, "id", claim.photo.pk),
         Photo.Status.PROCESSING,
-        photo_db_value("lease_token", claim.token),
+        db_value(Photo, "lease_token", claim.token),
     ]
     sql = _DONE.format(photo=connection.ops.quote_name(Photo._meta.db_table))
     # A transaction of its own: photo_done is sent inside the one that stores the DONE (its

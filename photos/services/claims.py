@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from aimetrics.models import AiMetric
 from moverz.broker import broker_redis
+from moverz.sql import db_value
 from photos.models import Photo, Project
 
 logger = logging.getLogger(__name__)
@@ -89,14 +90,6 @@ _FIELDS: list[Field[Any, Any]] = [
 ]
 
 
-def photo_db_value(field: str, value: Any) -> Any:
-    """`value` as the database takes it for the Photo field `field` (UUIDs, datetimes, JSON,
-    decimals differ between backends): parameters of hand-written SQL."""
-    model_field = Photo._meta.get_field(field)
-    assert isinstance(model_field, Field)
-    return model_field.get_db_prep_save(value, connection)
-
-
 def photo_claim(*, photo_id: str) -> Claim | Busy | None:
     """Take the photo for this worker, or say why not.
 
@@ -110,7 +103,7 @@ def photo_claim(*, photo_id: str) -> Claim | Busy | None:
         Photo.Status.PENDING,
         Photo.Status.DONE,
         Photo.Status.PROCESSING,
-        photo_db_value("lease_expires_at", now),
+        db_value(Photo, "lease_expires_at", now),
     ]
     claim = _take(photo_id, _CLAIMABLE, claimable, now=now)
     if claim is not None:
@@ -127,7 +120,7 @@ def photo_claim(*, photo_id: str) -> Claim | Busy | None:
         token = row["lease_token"]
         if token is None:
             return _take(photo_id, _HELD_WITHOUT_TOKEN, [Photo.Status.PROCESSING], now=now)
-        held = [Photo.Status.PROCESSING, photo_db_value("lease_token", token)]
+        held = [Photo.Status.PROCESSING, db_value(Photo, "lease_token", token)]
         return _take(photo_id, _HELD_WITH, held, now=now)
     expires = row["lease_expires_at"] or now
     remaining_ms = (expires - now).total_seconds() * 1000
@@ -151,12 +144,12 @@ def _take(
     )
     lease = [
         Photo.Status.PROCESSING,
-        photo_db_value("lease_token", token),
+        db_value(Photo, "lease_token", token),
         worker_id(),
-        photo_db_value("lease_expires_at", now + timedelta(seconds=settings.PHOTO_LEASE_SECONDS)),
+        db_value(Photo, "lease_expires_at", now + timedelta(seconds=settings.PHOTO_LEASE_SECONDS)),
         False,
-        photo_db_value("updated_at", now),
-        photo_db_value("id", photo_id),
+        db_value(Photo, "updated_at", now),
+        db_value(Photo, "id", photo_id),
     ]
     try:
         with connection.cursor() as cursor:

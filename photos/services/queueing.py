@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from moverz.sql import db_value
 from photos.models import Photo, Project
 
 logger = logging.getLogger(__name__)
@@ -144,8 +145,8 @@ def _enqueue(
 ) -> EnqueueResult | None:
     """The enqueue of `photo_id` (None: no such photo, or not the owner's)."""
     done, pending, error = Photo.Status.DONE, Photo.Status.PENDING, Photo.Status.ERROR
-    pk = Photo._meta.pk.get_db_prep_value(photo_id, connection)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    pk = db_value(Photo, "id", photo_id)
+    now = db_value(Photo, "queued_at", timezone.now())
     owner_params: list[Any] = []
     if owner is not None:
         owner_params = [owner.token_key if owner.token_key is not None else owner.user_id]
