@@ -2,7 +2,7 @@
 
 The counts live on the Redis server of Django's cache (settings.CACHES, which must be a Redis
 cache), under its key prefix, so every web process shares them: one fixed window per user and
-scope, one round trip per request (INCR and EXPIRE … NX in a pipeline). A fixed window lets a
+scope, one round trip per request (SET … NX EX and INCR in a pipeline). A fixed window lets a
 client send up to twice the rate across a window boundary; that is the price of one round trip
 and no race, and it is plenty for "stop one client from flooding us".
 

@@ -113,7 +113,7 @@ class WorkerRegistry(dramatiq.Middleware):
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         broker_id = getattr(broker, "broker_id", None)
-        if broker_id is None:  # not the Redis broker (the tests' stub broker)
+        if broker_id is None:  # not a Redis broker (Dramatiq's RedisBroker sets broker_id)
             return
         stop = threading.Event()
         self._stop = stop
