@@ -19,7 +19,7 @@ from ai_engine.errors import ErrorCode
 from ai_engine.pricing import DEFAULT_PRICES
 from ai_engine.registry import KNOWN_PROVIDERS
 from aimetrics.models import AiMetric
-from moverz.admin_tools import CappedCountPaginator, ValueListFilter, search_by_uuid
+from infra.admin_tools import CappedCountPaginator, ValueListFilter, search_by_uuid
 
 #: Choices of the model and operation filters come from the newest rows (a range of the
 #: created_at index), not from `SELECT DISTINCT` over a table of a million rows.

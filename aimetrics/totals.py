@@ -1,7 +1,7 @@
 """Running totals of AI calls (counts, latency buckets, tokens, cost), for Prometheus counters.
 
-One GROUP BY per call; `moverz.metrics` adds the totals of settled hours (cached) to those of the
-last hour so that a scrape reads only recent rows.
+One GROUP BY per call; `operations.metrics` adds the totals of settled hours (cached) to those
+of the last hour so that a scrape reads only recent rows.
 """
 
 from __future__ import annotations

@@ -290,7 +290,7 @@ def worker_start(
             sys.executable,
             *("manage.py", "rundramatiq", "--processes", str(processes)),
             *("--threads", str(threads), "--worker-shutdown-timeout", "30000"),
-            *("--fork-function", "moverz.relay:relay_forever"),
+            *("--fork-function", "operations.relay:relay_forever"),
         ],
         {"dramatiq_queue_prefetch": str(threads), "dramatiq_worker_timeout": "250", **env},
     )

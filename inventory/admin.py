@@ -25,10 +25,10 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from infra.admin_tools import CappedCountPaginator, search_by_uuid, signed
 from inventory.diff import snapshot_diff, snapshot_previous
 from inventory.models import InventorySnapshot, VolumeCatalogueEntry
 from inventory.services import inventory_request_sync
-from moverz.admin_tools import CappedCountPaginator, search_by_uuid, signed
 from photos import admin as photos_admin
 from photos.admin_actions import ACTION_BATCH_LIMIT, Tally
 from photos.admin_filters import ProjectListFilter, room_type_label

@@ -12,9 +12,9 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from infra.broker import live_message_ids
 from inventory.models import InventorySnapshot
 from inventory.services import inventory_request_sync, inventory_send_sync
-from moverz.broker import live_message_ids
 from photos.models import Photo, Project
 
 INVENTORY_QUEUE = "inventory-sync"

@@ -13,8 +13,8 @@ from django.db.models import Count, StringAgg, Sum, TextField, Value
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from infra.sql import db_value
 from inventory.models import InventorySnapshot
-from moverz.sql import db_value
 from photos.models import Photo, Project
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
-from moverz.broker import broker_redis
+from infra.broker import broker_redis
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

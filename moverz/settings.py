@@ -101,6 +101,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Before django_dramatiq: its `rundramatiq` command is replaced by ours (operations).
+    "operations",
     "django_dramatiq",
     "moverz",
     "aimetrics",
@@ -148,7 +150,7 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 # PostgreSQL goes through psycopg's connection pool (per process, DB_POOL_MAX_SIZE connections at
 # most; 0 turns pooling off and keeps persistent connections instead). Workers hand their
 # connection back while they wait on the AI provider (DB_RELEASE_DURING_AI_CALLS), so threads
-# share a few connections, and the pool checks each one before use (moverz/dbpool.py), so
+# share a few connections, and the pool checks each one before use (infra/dbpool.py), so
 # connections that PostgreSQL dropped are replaced instead of failing a request.
 DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10)
 DB_RELEASE_DURING_AI_CALLS = env_bool("DB_RELEASE_DURING_AI_CALLS", True)
@@ -160,7 +162,7 @@ if DATABASE_URL:
         conn_health_checks=not _pooled,
     )
     if _pooled:
-        from moverz.dbpool import pool_check
+        from infra.dbpool import pool_check
 
         _database.setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
@@ -188,11 +190,11 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 DRAMATIQ_NAMESPACE = os.environ.get("DRAMATIQ_NAMESPACE", "dramatiq")
 DRAMATIQ_HEARTBEAT_TIMEOUT_MS = env_int("DRAMATIQ_HEARTBEAT_TIMEOUT_MS", 15_000)
 # Per 1,000,000 broker calls (dramatiq's scale), and only for the queue of that call; the relay
-# also sweeps every queue on each pass (moverz/relay.py), which is what bounds the recovery.
+# also sweeps every queue on each pass (operations/relay.py), which is what bounds the recovery.
 DRAMATIQ_MAINTENANCE_CHANCE = env_int("DRAMATIQ_MAINTENANCE_CHANCE", 1000)
 DRAMATIQ_BROKER = {
-    # Dramatiq's, with a consumer that fetches as soon as a thread is free (moverz/broker.py).
-    "BROKER": "moverz.broker.RedisBroker",
+    # Dramatiq's, with a consumer that fetches as soon as a thread is free (infra/broker.py).
+    "BROKER": "infra.broker.RedisBroker",
     "OPTIONS": {
         "url": REDIS_URL,
         "namespace": DRAMATIQ_NAMESPACE,
@@ -216,7 +218,7 @@ DRAMATIQ_BROKER = {
         "django_dramatiq.middleware.DbConnectionsMiddleware",
         "photos.worker_boot.WarmAiEngine",
         # Marks worker processes in Redis, so the queues page tells them from web processes.
-        "moverz.workers.WorkerRegistry",
+        "operations.workers.WorkerRegistry",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
@@ -224,13 +226,13 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 # --- Cache and throttling -------------------------------------------------------------------
 # Django's cache is Redis, so the throttling counters are shared by every web process; the key
 # prefix keeps them apart from other deployments (and test processes) on the same server. Short
-# socket timeouts: when Redis is down, throttling fails open quickly (moverz/throttling.py).
+# socket timeouts: when Redis is down, throttling fails open quickly (infra/throttling.py).
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": os.environ.get("CACHE_URL", REDIS_URL),
         "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", f"{DRAMATIQ_NAMESPACE}:cache"),
-        # RESP2, as the broker (moverz/broker.py, REDIS_PROTOCOL): see there.
+        # RESP2, as the broker (infra/broker.py, REDIS_PROTOCOL): see there.
         "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5, "protocol": 2},
     }
 }
@@ -346,9 +348,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": _RENDERERS,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "moverz.api.NewestFirstPagination",
+    "DEFAULT_PAGINATION_CLASS": "infra.api.NewestFirstPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
-    "EXCEPTION_HANDLER": "moverz.api.exception_handler",
+    "EXCEPTION_HANDLER": "infra.api.exception_handler",
     # No OPTIONS metadata (it lists every serializer field, and the docs view crashed on it):
     # OPTIONS answers 405 like any method a view does not have.
     "DEFAULT_METADATA_CLASS": None,

@@ -28,7 +28,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from aimetrics.models import AiMetric
-from moverz.admin_tools import CappedCountPaginator, save_changed_fields, search_by_uuid
+from infra.admin_tools import CappedCountPaginator, save_changed_fields, search_by_uuid
 from photos.admin_actions import enqueue_selected
 from photos.admin_filters import (
     ErrorCodeFilter,

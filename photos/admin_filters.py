@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from ai_engine.errors import ErrorCode
 from ai_engine.registry import KNOWN_PROVIDERS
 from ai_engine.types import ROOM_TYPES
-from moverz.admin_tools import ValueListFilter, parse_uuid
+from infra.admin_tools import ValueListFilter, parse_uuid
 from photos.models import Project
 
 #: How staff read the room types; the codes stay in the data, the API and the prompts.

@@ -18,7 +18,7 @@ class WarmAiEngine(dramatiq.Middleware):
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         from ai_engine.registry import engine_from_settings
-        from moverz.broker import broker_redis
+        from infra.broker import broker_redis
 
         try:
             engine_from_settings(redis_client=broker_redis())

@@ -141,7 +141,7 @@ def main() -> int:
                 "--processes", "1",
                 "--threads", "4",
                 "--worker-shutdown-timeout", "30000",
-                "--fork-function", "moverz.relay:relay_forever",
+                "--fork-function", "operations.relay:relay_forever",
             ],
             env,
             "worker",

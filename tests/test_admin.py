@@ -21,10 +21,10 @@ from PIL import Image
 
 from ai_engine.fake import FakeProvider
 from aimetrics.models import AiMetric
+from infra.admin_tools import CappedCountPaginator
 from inventory.diff import snapshot_diff
 from inventory.models import InventorySnapshot, VolumeCatalogueEntry
 from inventory.services import inventory_sync
-from moverz.admin_tools import CappedCountPaginator
 from photos import admin_actions
 from photos.models import Photo, Project
 from photos.services.analysis import Outcome, photo_analyze

@@ -8,7 +8,7 @@ from typing import Any
 import dramatiq
 import pytest
 
-from moverz.broker import RedisBroker
+from infra.broker import RedisBroker
 
 QUEUE = "test-consumer"
 
@@ -66,10 +66,10 @@ def test_consumer_with_an_empty_queue_still_returns_after_its_backoff(broker: Re
 
 def test_broker_and_throttle_speak_resp2_to_redis(broker: RedisBroker) -> None:
     # redis-py 8's RESP3 handshake for maintenance notifications crashed requests under load
-    # (moverz/broker.py): the server must see RESP2 connections from both clients.
+    # (infra/broker.py): the server must see RESP2 connections from both clients.
     from django.conf import settings
 
-    from moverz.throttling import _redis_for
+    from infra.throttling import _redis_for
 
     for client in (broker.client, _redis_for(settings.THROTTLE_CACHE)):
         assert client.client_info()["resp"] == "2"

@@ -1,4 +1,4 @@
-"""The pool's check (moverz/dbpool.py): a connection PostgreSQL closed is caught before use, a
+"""The pool's check (infra/dbpool.py): a connection PostgreSQL closed is caught before use, a
 healthy idle one is handed out without a round trip."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from moverz.dbpool import pool_check
+from infra.dbpool import pool_check
 
 SERVER = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/moverz")
 # Any database of the server will do: the tests only run SELECT pg_backend_pid().

@@ -15,7 +15,7 @@ import pytest
 
 from ai_engine.types import ROOM_TYPES
 from aimetrics.models import AiMetric
-from moverz.workers import worker_heartbeats
+from operations.workers import worker_heartbeats
 from tests.factories import image_bytes
 from tests.processes import Api, Worker, poll
 

@@ -25,7 +25,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from moverz import metrics
+from operations import metrics
 from photos.models import Photo
 from tests.factories import make_photo
 from tests.test_dashboard import MINI, SONNET, metric

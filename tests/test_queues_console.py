@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from inventory.models import InventorySnapshot
 from inventory.tasks import sync_inventory
-from moverz.deadletters import dead_letter_purge, dead_letter_replay, dead_letters
-from moverz.workers import worker_heartbeats, worker_register
+from operations.deadletters import dead_letter_purge, dead_letter_replay, dead_letters
+from operations.workers import worker_heartbeats, worker_register
 from photos.models import Photo
 from photos.services.queueing import photo_enqueue
 from photos.services.relay import photo_relay, photos_stuck

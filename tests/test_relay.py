@@ -11,7 +11,7 @@ from django.utils import timezone
 from inventory.models import InventorySnapshot
 from inventory.relay import inventory_relay
 from inventory.services import inventory_request_sync
-from moverz.relay import relay_once
+from operations.relay import relay_once
 from photos.models import Photo, Project
 from tests.conftest import flush_namespace
 from tests.factories import make_photo, make_project

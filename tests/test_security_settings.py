@@ -23,7 +23,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from moverz import throttling
+from infra import throttling
 from photos.models import Photo, Project
 from tests.factories import image_bytes, make_photo, make_project, make_token, make_user
 
@@ -288,7 +288,7 @@ def test_counts_are_shared_by_every_process(settings: Any, user: Any) -> None:
         from types import SimpleNamespace
         django.setup()
         from rest_framework.authtoken.models import Token
-        from moverz.throttling import UploadRateThrottle
+        from infra.throttling import UploadRateThrottle
         request = SimpleNamespace(
             method="POST",
             user=SimpleNamespace(pk={user.pk}, is_authenticated=True),
@@ -346,7 +346,7 @@ def test_enqueue_and_upload_fail_open_when_the_cache_is_down(
     settings.THROTTLE_FAILOPEN_S = failopen_s
     api = _client_for(user)
     project = make_project(owner=user)
-    caplog.set_level(logging.INFO, logger="moverz.throttling")
+    caplog.set_level(logging.INFO, logger="infra.throttling")
 
     started = time.perf_counter()
     uploads = [_upload(api, project).status_code for _ in range(3)]
@@ -360,7 +360,7 @@ def test_enqueue_and_upload_fail_open_when_the_cache_is_down(
 
     assert uploads == [201, 201, 201]  # over "1/min": the limit is not enforced
     assert enqueues == [202, 202, 202]
-    warnings = [r for r in caplog.records if r.name == "moverz.throttling"]
+    warnings = [r for r in caplog.records if r.name == "infra.throttling"]
     assert len(warnings) == 1  # logged once, not once per request
     assert "throttling is off" in warnings[0].getMessage()
     print(f"\n6 requests with the throttling cache down: {elapsed * 1000:.0f} ms")
@@ -373,7 +373,7 @@ def test_throttling_resumes_when_the_cache_answers_again(
     settings.THROTTLE_FAILOPEN_S = 0.0
     api = _client_for(user)
     project = make_project(owner=user)
-    caplog.set_level(logging.INFO, logger="moverz.throttling")
+    caplog.set_level(logging.INFO, logger="infra.throttling")
     assert _upload(api, project).status_code == 201  # down: let through
 
     settings.CACHES = {
@@ -386,7 +386,7 @@ def test_throttling_resumes_when_the_cache_answers_again(
     statuses = [_upload(api, project).status_code for _ in range(2)]
 
     assert statuses == [201, 429]
-    messages = [r.getMessage() for r in caplog.records if r.name == "moverz.throttling"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "infra.throttling"]
     assert [m.split(":")[0] for m in messages] == [
         "throttling is off",
         "throttling is back on",

@@ -24,7 +24,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from ai_engine.types import ROOM_TYPES
-from moverz.throttling import caller_ident, throttle_wait_s
+from infra.throttling import caller_ident, throttle_wait_s
 from photos.models import Photo, Project
 from photos.services.queueing import Owner, photo_enqueue_for_owner
 

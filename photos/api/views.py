@@ -17,8 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imaging.validation import ImageRejected
-from moverz.api import NewestFirstPagination
-from moverz.throttling import EnqueueRateThrottle, UploadRateThrottle
+from infra.api import NewestFirstPagination
+from infra.throttling import EnqueueRateThrottle, UploadRateThrottle
 from photos.api import fast
 from photos.api.serializers import (
     EnqueueRequestSerializer,

@@ -21,8 +21,8 @@ from ai_engine.types import AiProvider, ImageBytes, PhotoAnalysis, RoomGuess, an
 from aimetrics.models import AiMetric
 from aimetrics.services import aimetric_record
 from imaging.preflight import PreparedImage, image_preflight
-from moverz.broker import broker_redis
-from moverz.sql import db_value
+from infra.broker import broker_redis
+from infra.sql import db_value
 from photos.models import Photo
 from photos.services.claims import Busy, Claim, photo_claim, photo_give_back
 from photos.services.queueing import photo_send_analyze_on_commit

@@ -21,8 +21,8 @@ from django.db.models import F, Field
 from django.utils import timezone
 
 from aimetrics.models import AiMetric
-from moverz.broker import broker_redis
-from moverz.sql import db_value
+from infra.broker import broker_redis
+from infra.sql import db_value
 from photos.models import Photo, Project
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from moverz.sql import db_value
+from infra.sql import db_value
 from photos.models import Photo, Project
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from moverz.broker import live_message_ids
+from infra.broker import live_message_ids
 from photos.models import Photo
 from photos.services.queueing import photo_send_analyze_on_commit
 

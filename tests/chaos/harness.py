@@ -3,7 +3,7 @@
 A `Stack` is one scenario's world: a PostgreSQL database of its own (cloned from a template the
 suite migrated once), a private `redis-server` without persistence (so a restart is empty), the
 fake AI server as its own process, a gunicorn web server, and `rundramatiq` worker groups with the
-relay fork (`--fork-function moverz.relay:relay_forever`), all started with the environment of
+relay fork (`--fork-function operations.relay:relay_forever`), all started with the environment of
 `Stack.env()`. Faults are injected from outside only: signals to processes, stopping Redis,
 `pg_terminate_backend`, the fake server's faults. Nothing of ours is patched.
 """
@@ -46,7 +46,7 @@ PR_SET_PDEATHSIG = 1
 NAMESPACE = "dramatiq"  # each Stack has its own Redis server: the default namespace is ours
 PHOTO_QUEUE = "photo-analyze"
 USERNAME = "chaos"
-RELAY = "moverz.relay:relay_forever"
+RELAY = "operations.relay:relay_forever"
 
 #: The knobs every process of a scenario runs with (documented in docs/reliability.md). The
 #: heartbeat timeout and maintenance chance are deliberately left at their defaults.

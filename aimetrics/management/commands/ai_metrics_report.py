@@ -16,7 +16,7 @@ from django.db import connection
 
 from aimetrics.dashboard import Dashboard, dashboard_build
 from aimetrics.windows import WindowError, window_parse
-from moverz.progress import format_table
+from infra.progress import format_table
 
 FORMATS = ("table", "csv", "json")
 

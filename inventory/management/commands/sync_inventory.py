@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from infra.progress import ProgressBar, parse_id_option
 from inventory.services import inventory_request_sync, inventory_sync
-from moverz.progress import ProgressBar, parse_id_option
 from photos.models import Photo, Project
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ai_engine.errors import RETRYABLE_CODES, ErrorCode
-from moverz.progress import ProgressBar, format_table, parse_id_option
+from infra.progress import ProgressBar, format_table, parse_id_option
 from photos.models import Photo
 from photos.services.queueing import EnqueueStatus, photo_enqueue
 

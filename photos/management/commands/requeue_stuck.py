@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from moverz.broker import broker_redis
-from moverz.progress import ProgressBar, format_table
+from infra.broker import broker_redis
+from infra.progress import ProgressBar, format_table
 from photos.services.relay import photo_relay, photos_stuck
 
 

@@ -11,7 +11,7 @@ import dramatiq
 from django.conf import settings
 from dramatiq.message import Message
 
-from moverz.broker import broker_redis
+from infra.broker import broker_redis
 
 
 @dataclass(frozen=True)

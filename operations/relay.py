@@ -1,7 +1,7 @@
 """The relay: re-sends what the database says is owed and Redis does not hold.
 
 It runs inside every worker dyno as a Dramatiq fork process
-(`rundramatiq --fork-function moverz.relay:relay_forever`), so it needs no dyno of its own; two
+(`rundramatiq --fork-function operations.relay:relay_forever`), so it needs no dyno of its own; two
 relays at once never send twice (each send is a compare-and-set in the database).
 `manage.py requeue_stuck` does one pass of the photo side by hand.
 """
@@ -13,7 +13,7 @@ import random
 import time
 from typing import Any
 
-logger = logging.getLogger("moverz.relay")
+logger = logging.getLogger("operations.relay")
 _sweepers: dict[int, Any] = {}
 
 
@@ -51,8 +51,8 @@ def broker_sweep(client: Any) -> None:
 
 def relay_once() -> tuple[int, int]:
     """One pass: (photos re-sent, inventory syncs re-sent)."""
+    from infra.broker import broker_redis
     from inventory.relay import inventory_relay
-    from moverz.broker import broker_redis
     from photos.services.relay import photos_relay, photos_stuck
 
     client = broker_redis()

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from moverz.queues import queue_stats
+from operations.queues import queue_stats
 from photos.api.serializers import ErrorSerializer
 
 

@@ -44,7 +44,7 @@ from aimetrics.totals import (
     aimetric_call_totals,
     aimetric_failure_totals,
 )
-from moverz.queues import queue_stats
+from operations.queues import queue_stats
 from photos.models import Photo
 
 logger = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ import redis
 from django.conf import settings
 from django.db.models import Count
 
+from infra.broker import broker_redis
 from inventory.models import InventorySnapshot
 from inventory.tasks import INVENTORY_QUEUE, inventory_failed_key
-from moverz.broker import broker_redis
 from photos.models import Photo
 from photos.tasks import PHOTO_QUEUE
 

@@ -108,7 +108,7 @@ def throttle_wait_s(*, scope: str, rate_setting: str, ident: str) -> float | Non
     except Exception as exc:
         # Not only RedisError and OSError: redis-py was seen raising ValueError and AttributeError
         # from a new connection's handshake under load (the fault suite, as 500s of uploads;
-        # moverz/broker.py). Whatever the client raises, a counter must not fail the request.
+        # infra/broker.py). Whatever the client raises, a counter must not fail the request.
         cache_health.failed(exc)
         return None
     cache_health.succeeded()

@@ -22,7 +22,7 @@ import dramatiq
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from moverz.broker import broker_redis
+from infra.broker import broker_redis
 
 logger = logging.getLogger(__name__)
 # A worker writes its entry again this often, so a Redis that restarted empty learns it again.

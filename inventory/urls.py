@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from inventory.api import InventorySyncView, InventoryView
+
+urlpatterns = [
+    path("api/projects/<str:project_id>/inventory", InventoryView.as_view(), name="inventory"),
+    path(
+        "api/projects/<str:project_id>/inventory/sync",
+        InventorySyncView.as_view(),
+        name="inventory-sync",
+    ),
+]
