@@ -36,6 +36,8 @@ class CallRecord:
     tokens_out: int = 0
     cost_usd: Decimal = Decimal("0")
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The successful answer as plain JSON (`answer_to_json`), for the caller to keep and reuse.
+    answer: dict[str, Any] | None = None
 
 
 def _ignore(record: CallRecord) -> None:
@@ -132,7 +134,7 @@ class AiEngine:
                 raise
             raise error from exc
         usage = result.usage
-        extra: dict[str, Any] = {"answer": answer_to_json(result)}
+        extra: dict[str, Any] = {}
         if isinstance(result, PhotoAnalysis):
             extra["itemsCount"] = sum(item.quantity for item in result.items)
         if price_for(self.prices, usage.model) is None:
@@ -148,6 +150,7 @@ class AiEngine:
                 tokens_out=usage.tokens_out,
                 cost_usd=call_cost(self.prices, usage.model, usage.tokens_in, usage.tokens_out),
                 extra=extra,
+                answer=answer_to_json(result),
             )
         )
         return result

@@ -129,7 +129,10 @@ class Bench:
         from django.db import connection
 
         with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE photos_photo, aimetrics_aimetric, inventory_inventorysnapshot")
+            cursor.execute(
+                "TRUNCATE photos_provideranswer, photos_photo, aimetrics_aimetric,"
+                " inventory_inventorysnapshot"
+            )
             cursor.execute("UPDATE photos_project SET inventory_sync_requested_at = NULL")
         self.flush_redis()
 

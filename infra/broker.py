@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import dramatiq
@@ -97,3 +98,30 @@ def live_message_ids(client: Any, queue: str) -> set[str]:
             if args:
                 ids.add(str(args[0]))
     return ids
+
+
+def current_worker_id() -> str:
+    """This process's id as the broker's heartbeats know it."""
+    return str(getattr(dramatiq.get_broker(), "broker_id", ""))
+
+
+def worker_alive(owner: str) -> bool:
+    """Has the worker `owner` sent a heartbeat within the broker's heartbeat timeout?"""
+    if not owner:
+        return False
+    beat = broker_redis().zscore(f"{settings.DRAMATIQ_NAMESPACE}:__heartbeats__", owner)
+    if beat is None:
+        return False
+    age_ms = time.time() * 1000 - float(beat)
+    return age_ms < settings.DRAMATIQ_HEARTBEAT_TIMEOUT_MS
+
+
+def alive_workers(client: Any) -> set[str]:
+    """Workers whose last heartbeat is within the broker's heartbeat timeout."""
+    now_ms = time.time() * 1000
+    beats = client.zrangebyscore(
+        f"{settings.DRAMATIQ_NAMESPACE}:__heartbeats__",
+        now_ms - settings.DRAMATIQ_HEARTBEAT_TIMEOUT_MS,
+        "+inf",
+    )
+    return {beat.decode() if isinstance(beat, bytes) else beat for beat in beats}

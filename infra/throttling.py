@@ -15,7 +15,6 @@ all, so requests do not each wait for a dead server's timeout.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import math
 import re
@@ -27,7 +26,6 @@ import redis
 from django.conf import settings
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
-from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -84,19 +82,10 @@ class _CacheHealth:
 cache_health = _CacheHealth()
 
 
-def caller_ident(*, user_pk: object, token_key: str | None) -> str:
-    """Whose requests a counter counts: the API token's (one per user), else the user's. A token
-    appears only as a digest: no secret in Redis keys. The fast paths (photos/api/fast.py) count
-    a token's requests before they know its user, so both paths count tokens this way."""
-    if token_key is not None:
-        return "token:" + hashlib.sha256(token_key.encode()).hexdigest()[:32]
-    return f"user:{user_pk}"
-
-
 def throttle_wait_s(*, scope: str, rate_setting: str, ident: str) -> float | None:
-    """Count one request of `ident` (see caller_ident) in `scope`: None if it is within the rate
-    of the setting `rate_setting`, else the seconds until the window ends. Fails open (None) when
-    the cache is unreachable. Shared by the DRF throttles and the API's fast paths."""
+    """Count one request of `ident` in `scope`: None if it is within the rate of the setting
+    `rate_setting`, else the seconds until the window ends. Fails open (None) when the cache is
+    unreachable."""
     limit = parse_rate(getattr(settings, rate_setting))
     if limit is None or not cache_health.available():
         return None
@@ -138,10 +127,7 @@ class ScopedUserRateThrottle(BaseThrottle):
     def allow_request(self, request: Request, view: Any) -> bool:
         if request.method not in self.methods or not request.user.is_authenticated:
             return True
-        auth = getattr(request, "auth", None)
-        ident = caller_ident(
-            user_pk=request.user.pk, token_key=auth.key if isinstance(auth, Token) else None
-        )
+        ident = f"user:{request.user.pk}"
         self.wait_s = throttle_wait_s(scope=self.scope, rate_setting=self.rate_setting, ident=ident)
         return self.wait_s is None
 

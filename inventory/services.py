@@ -8,24 +8,17 @@ from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 
-from django.db import connection, transaction
-from django.db.models import Count, StringAgg, Sum, TextField, Value
+from django.db import transaction
+from django.db.models import Count, Q, StringAgg, Sum, TextField, Value
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
-from infra.sql import db_value
 from inventory.models import InventorySnapshot
 from photos.models import Photo, Project
 
 logger = logging.getLogger(__name__)
 #: A sync request older than this is assumed lost (its message never ran) and may be renewed.
 STALE_REQUEST = timedelta(minutes=10)
-
-
-_REQUEST = """
-UPDATE {project} SET inventory_sync_requested_at = %s
-WHERE id = %s AND (inventory_sync_requested_at IS NULL OR inventory_sync_requested_at < %s)
-"""
 
 
 def inventory_request_sync(*, project_id: uuid.UUID | str, delay_ms: int | None = None) -> bool:
@@ -37,19 +30,14 @@ def inventory_request_sync(*, project_id: uuid.UUID | str, delay_ms: int | None 
     from django.conf import settings
 
     now = timezone.now()
-    # Hand-written (portable SQL): every DONE photo asks, and the ORM spent ~0.45 ms of CPU
-    # building the statement, more than PostgreSQL spends running it (docs/benchmarks.md).
-    sql = _REQUEST.format(project=connection.ops.quote_name(Project._meta.db_table))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                db_value(Project, "inventory_sync_requested_at", now),
-                db_value(Project, "id", project_id),
-                db_value(Project, "inventory_sync_requested_at", now - STALE_REQUEST),
-            ],
+    requested = (
+        Project.objects.filter(pk=project_id)
+        .filter(
+            Q(inventory_sync_requested_at__isnull=True)
+            | Q(inventory_sync_requested_at__lt=now - STALE_REQUEST)
         )
-        requested = cursor.rowcount
+        .update(inventory_sync_requested_at=now)
+    )
     if requested:
         delay = settings.INVENTORY_SYNC_DELAY_MS if delay_ms is None else delay_ms
         transaction.on_commit(partial(inventory_send_sync, str(project_id), delay or None))

@@ -13,8 +13,8 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext, ngettext
 
+from photos.lifecycle import EnqueueStatus, photo_enqueue
 from photos.models import Photo
-from photos.services.queueing import EnqueueStatus, photo_enqueue
 
 #: At most this many photos (or projects) are queued per action run, so a request ends well
 #: before the web server's timeout; the message says how many are left for another run

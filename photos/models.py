@@ -115,3 +115,32 @@ class Photo(models.Model):
     @property
     def job_id(self) -> str:
         return f"photo-{self.id}"
+
+
+class ProviderAnswer(models.Model):
+    """A provider answer paid for in one run of a photo's analysis.
+
+    Kept so that a message redelivered after a crash (between the provider's answer and the DONE
+    write) reuses the answer instead of buying it again. A forced re-analysis is a new run, and
+    pays again as it should. The metrics (aimetrics) record what each call cost; this table
+    records only what the pipeline may reuse.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="answers")
+    run = models.PositiveIntegerField()
+    #: The engine's operation: detect_room or analyze_photo.
+    operation = models.CharField(max_length=40)
+    prompt_version = models.CharField(max_length=40)
+    answer = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["photo", "run", "operation"], name="provider_answer_once_per_run"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} of photo {self.photo_id}, run {self.run}"

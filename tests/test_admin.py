@@ -26,9 +26,9 @@ from inventory.diff import snapshot_diff
 from inventory.models import InventorySnapshot, VolumeCatalogueEntry
 from inventory.services import inventory_sync
 from photos import admin_actions
+from photos.lifecycle import photo_enqueue
 from photos.models import Photo, Project
 from photos.services.analysis import Outcome, photo_analyze
-from photos.services.queueing import photo_enqueue
 from photos.services.uploads import photo_create
 from tests.factories import image_bytes, make_photo, make_project, make_user
 

@@ -15,9 +15,9 @@ from rest_framework.test import APIClient
 from ai_engine.fake import FakeProvider
 from inventory.models import InventorySnapshot
 from inventory.services import inventory_request_sync, inventory_sync
+from photos.lifecycle import photo_enqueue
 from photos.models import Photo, Project
 from photos.services.analysis import Outcome, photo_analyze
-from photos.services.queueing import photo_enqueue
 from tests.factories import image_bytes, make_photo, make_project, make_token, make_user
 
 pytestmark = pytest.mark.django_db

@@ -27,9 +27,9 @@ from ai_engine.fake import FakeProvider
 from aimetrics.models import AiMetric
 from aimetrics.services import aimetric_record
 from inventory.tasks import INVENTORY_QUEUE, sync_inventory
+from photos.lifecycle import photo_enqueue
 from photos.models import Photo
 from photos.services.analysis import Outcome, photo_analyze
-from photos.services.queueing import photo_enqueue
 from tests.conftest import Queue, flush_namespace
 from tests.factories import make_photo, make_project, make_user
 

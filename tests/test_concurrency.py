@@ -17,9 +17,9 @@ from rest_framework.test import APIClient
 
 from ai_engine.fake import FakeProvider
 from aimetrics.models import AiMetric
+from photos.lifecycle import EnqueueStatus, photo_enqueue
 from photos.models import Photo
 from photos.services.analysis import Outcome, photo_analyze
-from photos.services.queueing import EnqueueStatus, photo_enqueue
 from tests.factories import make_photo, make_project, make_token
 
 pytestmark = pytest.mark.django_db(transaction=True)

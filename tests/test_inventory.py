@@ -16,9 +16,9 @@ from ai_engine.errors import ErrorCode
 from ai_engine.fake import FakeProvider
 from inventory.models import InventorySnapshot
 from inventory.services import inventory_request_sync, inventory_sync
+from photos.lifecycle import photo_enqueue
 from photos.models import Photo, Project
 from photos.services.analysis import Outcome, photo_analyze
-from photos.services.queueing import photo_enqueue
 from photos.signals import photo_done
 from tests.factories import make_photo, make_project
 

@@ -14,10 +14,16 @@ from ai_engine.engine import AiEngine
 from ai_engine.errors import ErrorCode
 from ai_engine.fake import FakeProvider
 from aimetrics.models import AiMetric
-from photos.models import Photo
-from photos.services.analysis import MetricRecorder, Outcome, photo_analyze, photo_store_done
-from photos.services.claims import Claim, photo_claim, photo_give_back
-from photos.services.queueing import EnqueueStatus, photo_enqueue
+from photos.lifecycle import (
+    Claim,
+    EnqueueStatus,
+    photo_claim,
+    photo_enqueue,
+    photo_give_back,
+    photo_store_done,
+)
+from photos.models import Photo, ProviderAnswer
+from photos.services.analysis import MetricRecorder, Outcome, photo_analyze
 from tests.factories import make_photo
 
 pytestmark = pytest.mark.django_db
@@ -162,6 +168,7 @@ def test_forced_reanalysis_keeps_old_analysis_readable_until_replaced(
 
     assert photo_analyze(photo_id=str(photo.pk), provider=FakeProvider()) == Outcome.DONE
     assert AiMetric.objects.filter(photo_id=photo.pk, operation="analyze_photo").count() == 2
+    assert ProviderAnswer.objects.filter(photo=photo, operation="analyze_photo").count() == 2
 
 
 def _heartbeat(redis_client: Any, worker: str, *, seconds_ago: float = 0) -> None:
@@ -229,7 +236,7 @@ def test_a_result_stored_by_a_taken_over_worker_is_dropped(
         room_type="garage",
     )
 
-    assert late == Outcome.FENCED
+    assert late is False  # fenced
     photo.refresh_from_db()
     assert (photo.analysis, photo.status) == (winner, "DONE")
 
@@ -255,6 +262,10 @@ def test_a_redelivered_message_reuses_answers_already_paid_for(
     assert photo.status == "DONE" and photo.analysis is not None
     assert AiMetric.objects.filter(photo_id=photo.pk, success=True).count() == 2
     assert not AiMetric.objects.filter(photo_id=photo.pk, success=False).exists()
+    # The answers live in their own table, one per operation of the run, not in the metrics.
+    answers = ProviderAnswer.objects.filter(photo=photo, run=photo.run)
+    assert sorted(answers.values_list("operation", flat=True)) == ["analyze_photo", "detect_room"]
+    assert not AiMetric.objects.filter(photo_id=photo.pk, meta__has_key="answer").exists()
 
 
 def test_a_photo_handed_back_after_a_database_failure_still_reuses_its_answers(
@@ -264,7 +275,7 @@ def test_a_photo_handed_back_after_a_database_failure_still_reuses_its_answers(
     like a first one: the answers bought before the failure must be found all the same."""
     photo = _enqueued_photo(django_capture_on_commit_callbacks)
     first = photo_claim(photo_id=str(photo.pk))
-    assert isinstance(first, Claim) and not first.called_before
+    assert isinstance(first, Claim)
     engine = AiEngine([FakeProvider()]).with_recorder(MetricRecorder(first.photo, {}))
     engine.detect_room(b"image")
     engine.analyze_photo(b"image", "kitchen")
@@ -288,6 +299,7 @@ def test_a_forced_reanalysis_pays_again(django_capture_on_commit_callbacks: Any)
 
     assert photo_analyze(photo_id=str(photo.pk), provider=FakeProvider()) == Outcome.DONE
     assert AiMetric.objects.filter(photo_id=photo.pk, operation="analyze_photo").count() == 2
+    assert ProviderAnswer.objects.filter(photo=photo, operation="analyze_photo").count() == 2
 
 
 def test_processing_photo_with_expired_lease_is_finished_by_a_redelivered_message() -> None:

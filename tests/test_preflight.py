@@ -23,8 +23,8 @@ from imaging.preflight import (
     PreparedImage,
     image_preflight,
 )
+from photos.lifecycle import photo_enqueue
 from photos.services.analysis import Outcome, photo_analyze
-from photos.services.queueing import photo_enqueue
 from photos.services.uploads import photo_create
 from tests.factories import make_project, noise_bytes
 from tests.fakeai import running_fake_ai, tool_of

@@ -31,9 +31,9 @@ from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, items_prompt, provider_
 from ai_engine.structured import InvalidOutput
 from ai_engine.types import AiProvider, ImageBytes, PhotoAnalysis, RoomGuess
 from aimetrics.models import AiMetric
+from photos.lifecycle import photo_enqueue
 from photos.models import Photo
 from photos.services.analysis import Outcome, photo_analyze
-from photos.services.queueing import photo_enqueue
 from tests.factories import image_bytes, make_photo
 from tests.fakeai import (
     FakeAiServer,

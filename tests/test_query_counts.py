@@ -18,9 +18,9 @@ from rest_framework.test import APIClient
 
 from ai_engine.fake import FakeProvider
 from inventory.services import inventory_sync
+from photos.lifecycle import photo_enqueue
 from photos.models import Photo
 from photos.services.analysis import Outcome, photo_analyze
-from photos.services.queueing import photo_enqueue
 from photos.volumes import volume_catalogue
 from tests.factories import image_bytes, make_photo, make_project
 
@@ -43,8 +43,9 @@ def test_enqueue_api_moves_the_photo_with_one_update(
 ) -> None:
     photo = make_photo(project=make_project(owner=user))
 
-    # One conditional UPDATE that checks the token and the owner too (photos/api/fast.py).
-    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(1):
+    # DRF's token authentication (one SELECT), then one conditional UPDATE whose WHERE checks
+    # the owner and the state (photos/lifecycle.py).
+    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(2):
         response = api.post("/api/photos/enqueue", {"photoId": str(photo.pk)}, format="json")
 
     assert response.status_code == 202, response.content
@@ -61,8 +62,8 @@ def test_enqueue_api_of_a_queued_photo_adds_one_read(
     with django_capture_on_commit_callbacks(execute=True):
         photo_enqueue(photo=photo)
 
-    # The UPDATE that finds nothing to move, the read that says why.
-    with django_assert_num_queries(2):
+    # The token, the UPDATE that finds nothing to move, the read that says why.
+    with django_assert_num_queries(3):
         response = api.post("/api/photos/enqueue", {"photoId": str(photo.pk)}, format="json")
 
     assert response.json()["status"] == "already_queued"
@@ -73,7 +74,7 @@ def test_enqueue_api_of_someone_elses_photo_costs_the_same_and_is_404(
 ) -> None:
     photo = make_photo()  # another user's
 
-    # The UPDATE and the read find nothing; the token is then read to tell 404 from 401.
+    # The token, then the UPDATE and the read find nothing: 404.
     with django_assert_num_queries(3):
         response = api.post("/api/photos/enqueue", {"photoId": str(photo.pk)}, format="json")
 
@@ -81,13 +82,13 @@ def test_enqueue_api_of_someone_elses_photo_costs_the_same_and_is_404(
     assert Photo.objects.get(pk=photo.pk).queued_at is None
 
 
-def test_poll_api_reads_the_token_and_the_photo_in_one_statement(
+def test_poll_api_reads_the_token_then_the_photo(
     api: APIClient, user: Any, django_assert_num_queries: Any
 ) -> None:
     photo = _done_photo(make_project(owner=user))
 
-    # photos/api/fast.py: the token's user, the owner check and the photo in one SELECT.
-    with django_assert_num_queries(1):
+    # DRF's token authentication, then the photo with the owner check in its WHERE.
+    with django_assert_num_queries(2):
         response = api.get(f"/api/photos/{photo.pk}")
 
     assert response.status_code == 200
@@ -125,12 +126,13 @@ def test_photo_analyze_with_the_fake_provider(
         photo_enqueue(photo=photo)
     volume_catalogue().keys()  # the catalogue is read once a minute per process: warm it
 
-    # The claim (one UPDATE … RETURNING the photo, its owner, and whether it has provider calls
-    # on record: none, so no read of answers already paid for), one AiMetric INSERT per provider
-    # call, then SAVEPOINT, the DONE UPDATE, RELEASE, and after the commit the project's
-    # inventory request (one UPDATE). The catalogue's volumes come from its per-minute copy.
+    # The claim (the conditional UPDATE, then one SELECT of the photo, its project, and whether
+    # answers of this run are on record: none, so no read of them), per provider call the
+    # answer's INSERT and the AiMetric INSERT, then SAVEPOINT, the DONE UPDATE, RELEASE, and
+    # after the commit the project's inventory request (one UPDATE). The catalogue's volumes
+    # come from its per-minute copy.
     with (
-        django_assert_num_queries(7),
+        django_assert_num_queries(10),
         django_capture_on_commit_callbacks(execute=True),
     ):
         outcome = photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())

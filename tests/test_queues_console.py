@@ -18,8 +18,8 @@ from inventory.models import InventorySnapshot
 from inventory.tasks import sync_inventory
 from operations.deadletters import dead_letter_purge, dead_letter_replay, dead_letters
 from operations.workers import worker_heartbeats, worker_register
+from photos.lifecycle import photo_enqueue
 from photos.models import Photo
-from photos.services.queueing import photo_enqueue
 from photos.services.relay import photo_relay, photos_stuck
 from tests.factories import make_photo, make_project, make_user
 

@@ -30,9 +30,9 @@ from rest_framework.test import APIClient
 from ai_engine import registry
 from ai_engine.errors import AiError, ErrorCode, register_secret
 from aimetrics.models import AiMetric
+from photos.lifecycle import photo_enqueue
 from photos.models import Photo, Project
 from photos.services.analysis import photo_analyze
-from photos.services.queueing import photo_enqueue
 from tests.factories import image_bytes, make_photo, make_project, make_token, make_user
 from tests.fakeai import FakeAiServer, anthropic_error, openai_error, running_fake_ai
 from tests.processes import Api, Worker, poll

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -19,7 +17,6 @@ from rest_framework.views import APIView
 from imaging.validation import ImageRejected
 from infra.api import NewestFirstPagination
 from infra.throttling import EnqueueRateThrottle, UploadRateThrottle
-from photos.api import fast
 from photos.api.serializers import (
     EnqueueRequestSerializer,
     EnqueueResponseSerializer,
@@ -34,6 +31,7 @@ from photos.api.serializers import (
     ProjectPageSerializer,
     ProjectSerializer,
 )
+from photos.lifecycle import photo_enqueue_for_user
 from photos.models import Photo, Project
 from photos.selectors import (
     photo_for_owner,
@@ -41,11 +39,7 @@ from photos.selectors import (
     project_for_owner,
     project_photo_counts,
 )
-from photos.services.queueing import EnqueueResult, Owner, photo_enqueue_for_owner
 from photos.services.uploads import photo_create, project_create
-
-if TYPE_CHECKING:
-    from rest_framework.views import AsView, GenericView
 
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer}
 # A body in a format the endpoint does not read (or no Content-Type at all).
@@ -67,26 +61,6 @@ PAGE_PARAMETERS = [
     OpenApiParameter("cursor", str, description="Opaque: from a page's `next` or `previous`."),
     OpenApiParameter("pageSize", int, description="Results per page (at most 200)."),
 ]
-
-
-class FastPathView(APIView):
-    """An APIView whose common case is answered first by `fast_path` (photos/api/fast.py); when
-    that returns None, the view runs as usual."""
-
-    fast_path: Callable[..., HttpResponse | None]
-
-    @classmethod
-    def as_view(cls, **initkwargs: Any) -> AsView[GenericView]:
-        view = super().as_view(**initkwargs)
-        fast_path = cls.fast_path
-
-        def fast_or_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            response = fast_path(request, *args, **kwargs)
-            return view(request, *args, **kwargs) if response is None else response
-
-        # The view's attributes (cls, initkwargs, csrf_exempt) for the URL conf, the schema
-        # generator and the CSRF middleware; the fast path only serves token requests.
-        return cast("AsView[GenericView]", functools.update_wrapper(fast_or_view, view))
 
 
 class ProjectListView(APIView):
@@ -187,9 +161,7 @@ class PhotoListView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class PhotoDetailView(FastPathView):
-    fast_path = staticmethod(fast.photo_poll)
-
+class PhotoDetailView(APIView):
     @extend_schema(parameters=[PHOTO_ID], responses={200: PhotoEnvelopeSerializer, **ERRORS})
     def get(self, request: Request, photo_id: str) -> Response:
         """Poll one photo until its status is DONE or ERROR."""
@@ -197,8 +169,7 @@ class PhotoDetailView(FastPathView):
         return Response({"photo": PhotoSerializer(photo).data})
 
 
-class PhotoEnqueueView(FastPathView):
-    fast_path = staticmethod(fast.photo_enqueue)
+class PhotoEnqueueView(APIView):
     parser_classes = [JSONParser, FormParser, MultiPartParser]
     throttle_classes = [EnqueueRateThrottle]
 
@@ -213,14 +184,14 @@ class PhotoEnqueueView(FastPathView):
         data = _valid(EnqueueRequestSerializer, request.data)
         photo = Photo(id=data["photoId"])  # the id only: the owner check is in the UPDATE
         try:
-            result: EnqueueResult = photo_enqueue_for_owner(
-                owner=Owner(user_id=cast(int, request.user.pk)),  # IsAuthenticated: saved
+            result = photo_enqueue_for_user(
+                user_id=cast(int, request.user.pk),  # IsAuthenticated: a saved user
                 photo_id=photo.pk,
                 room_type=data.get("roomType"),
                 force=data["force"],
             )
         except Photo.DoesNotExist:
-            raise Http404(fast.NO_SUCH_PHOTO) from None
+            raise Http404("No such photo.") from None
         body = {
             "success": True,
             "status": result.status.value,

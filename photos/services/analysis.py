@@ -9,24 +9,26 @@ from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import QuerySet
-from django.utils import timezone
+from django.db import InterfaceError, OperationalError, connection
 
 from ai_engine.engine import AiEngine, CallRecord
 from ai_engine.errors import AiError, ErrorCode, error_from_exception
 from ai_engine.prompts import PROMPT_VERSION
 from ai_engine.registry import engine_from_settings
 from ai_engine.types import AiProvider, ImageBytes, PhotoAnalysis, RoomGuess, answer_from_json
-from aimetrics.models import AiMetric
 from aimetrics.services import aimetric_record
 from imaging.preflight import PreparedImage, image_preflight
 from infra.broker import broker_redis
-from infra.sql import db_value
-from photos.models import Photo
-from photos.services.claims import Busy, Claim, photo_claim, photo_give_back
-from photos.services.queueing import photo_send_analyze_on_commit
-from photos.signals import photo_done
+from photos.lifecycle import (
+    Busy,
+    Claim,
+    photo_claim,
+    photo_give_back,
+    photo_recheck_later,
+    photo_store_done,
+    photo_store_failure,
+)
+from photos.models import Photo, ProviderAnswer
 from photos.volumes import volume_catalogue
 
 logger = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ def photo_analyze(
     if isinstance(claim, Busy):
         # A live worker has it. This message may be a redelivery or a duplicate: look again
         # later, so that if that worker dies the photo is finished rather than stranded.
-        photo_send_analyze_on_commit(photo_id=photo_id, delay_ms=claim.recheck_ms)
+        photo_recheck_later(photo_id=photo_id, delay_ms=claim.recheck_ms)
         return Outcome.BUSY
     try:
         return _analyze_claimed(claim, engine=engine, provider=provider)
@@ -89,8 +91,7 @@ def _analyze_claimed(
             AiEngine([provider]) if provider else engine_from_settings(redis_client=broker_redis())
         )
     try:
-        # Answers can only have been bought already when the photo has calls on record.
-        paid = _answers_paid_for(photo) if claim.called_before else {}
+        paid = _answers_paid_for(photo) if claim.answers_on_record else {}
         # Reading the image (S3: a network call) and the preflight (tens of ms of CPU for a
         # phone photo) need no connection: with many threads sharing a few, holding one here
         # made the others queue for the pool.
@@ -107,7 +108,9 @@ def _analyze_claimed(
         if error.code == ErrorCode.UNKNOWN:
             logger.exception("photo %s: unexpected failure", photo.pk)
         return _store_failure(claim, error)
-    return photo_store_done(claim=claim, analysis=analysis, room_type=room_type)
+    if not photo_store_done(claim=claim, analysis=analysis, room_type=room_type):
+        return Outcome.FENCED
+    return Outcome.DONE
 
 
 def _release_connection() -> None:
@@ -121,14 +124,10 @@ def _release_connection() -> None:
 def _answers_paid_for(photo: Photo) -> dict[str, RoomGuess | PhotoAnalysis]:
     """Provider answers already bought in this run (a crash after the call, before the result was
     stored): reused instead of paid for again."""
-    rows = AiMetric.objects.filter(
-        photo_id=photo.pk,
-        success=True,
-        meta__run=photo.run,
-        meta__promptVersion=PROMPT_VERSION,
-        meta__has_key="answer",
-    ).values_list("operation", "meta")
-    return {operation: answer_from_json(operation, meta["answer"]) for operation, meta in rows}
+    rows = ProviderAnswer.objects.filter(
+        photo_id=photo.pk, run=photo.run, prompt_version=PROMPT_VERSION
+    ).values_list("operation", "answer")
+    return {operation: answer_from_json(operation, answer) for operation, answer in rows}
 
 
 def _preflight(original: bytes) -> PreparedImage:
@@ -172,20 +171,38 @@ class MetricRecorder:
             "meta": meta,
         }
         try:
-            aimetric_record(**row)
+            self._store(row, record.answer)
         except (OperationalError, InterfaceError):
             if connection.in_atomic_block:
                 raise
-            # The row carries an answer we paid for (reused by the next attempt): a connection
-            # PostgreSQL dropped must not lose it. Once more, on a fresh connection.
+            # An answer we paid for (reused by the next attempt): a connection PostgreSQL
+            # dropped must not lose it. Once more, on a fresh connection.
             connection.close()
-            aimetric_record(**row)
+            self._store(row, record.answer)
         if not record.success:
             # The engine's next step is another provider call (one more try, or the next
             # provider): do not wait on it holding a connection. After a success the pipeline
             # releases before its own next call, and keeps the connection for storing the result
             # after the last one.
             _release_connection()
+
+    def _store(self, row: dict[str, Any], answer: dict[str, Any] | None) -> None:
+        # The answer first: once it is kept, a retry of this write (or of the whole photo)
+        # never pays for it again; a conflict means a zombie worker of this run kept it already.
+        if answer is not None:
+            ProviderAnswer.objects.bulk_create(
+                [
+                    ProviderAnswer(
+                        photo_id=self.photo.pk,
+                        run=self.photo.run,
+                        operation=row["operation"],
+                        prompt_version=PROMPT_VERSION,
+                        answer=answer,
+                    )
+                ],
+                ignore_conflicts=True,
+            )
+        aimetric_record(**row)
 
 
 def _ask_engine(
@@ -256,71 +273,14 @@ def analysis_document(result: PhotoAnalysis, *, volumes: dict[str, Decimal]) -> 
     }
 
 
-def _lease_held(claim: Claim) -> QuerySet[Photo]:
-    # Fencing: every write after the claim only succeeds while our lease token is the current one.
-    return Photo.objects.filter(
-        pk=claim.photo.pk, status=Photo.Status.PROCESSING, lease_token=claim.token
-    )
-
-
-# Hand-written for the same reason as the claim (photos/services/claims.py); portable SQL.
-_DONE = """
-UPDATE {photo} SET
-    status = %s, analysis = %s, room_type = %s, items_count = %s, volume_m3 = %s,
-    error_code = NULL, error_message = NULL, processed_at = %s,
-    lease_token = NULL, lease_expires_at = NULL, updated_at = %s
-WHERE id = %s AND status = %s AND lease_token = %s
-"""
-
-
-def photo_store_done(*, claim: Claim, analysis: dict[str, Any], room_type: str) -> Outcome:
-    """Store a DONE analysis, only while `claim` still holds the lease (fencing)."""
-    now = timezone.now()
-    params = [
-        Photo.Status.DONE,
-        db_value(Photo, "analysis", analysis),
-        room_type,
-        analysis["totals"]["items"],
-        db_value(Photo, "volume_m3", Decimal(str(analysis["totals"]["volume_m3"]))),
-        db_value(Photo, "processed_at", now),
-        db_value(Photo, "updated_at", now),
-        db_value(Photo, "id", claim.photo.pk),
-        Photo.Status.PROCESSING,
-        db_value(Photo, "lease_token", claim.token),
-    ]
-    sql = _DONE.format(photo=connection.ops.quote_name(Photo._meta.db_table))
-    # A transaction of its own: photo_done is sent inside the one that stores the DONE (its
-    # contract, photos/signals.py: inventory asks for its sync on commit).
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            stored = cursor.rowcount
-        if not stored:
-            logger.warning("photo %s: lease lost before DONE, result dropped", claim.photo.pk)
-            return Outcome.FENCED
-        photo_done.send(sender=Photo, photo_id=claim.photo.pk, project_id=claim.photo.project_id)
-    return Outcome.DONE
-
-
 def _store_failure(claim: Claim, error: AiError) -> Outcome:
-    now = timezone.now()
     attempts = claim.photo.attempts
-    will_retry = error.retryable and attempts < settings.PHOTO_MAX_ATTEMPTS
-    common = {
-        "error_code": error.code,
-        "error_message": error.message,
-        "lease_token": None,
-        "lease_expires_at": None,
-        "updated_at": now,
-    }
-    with transaction.atomic():
-        if will_retry:
-            stored = _lease_held(claim).update(status=Photo.Status.PENDING, queued_at=now, **common)
-            if stored:
-                delay = retry_delay_ms(attempt=attempts, retry_after_s=error.retry_after_s)
-                photo_send_analyze_on_commit(photo_id=str(claim.photo.pk), delay_ms=delay)
-        else:
-            stored = _lease_held(claim).update(status=Photo.Status.ERROR, **common)
+    delay = None
+    if error.retryable and attempts < settings.PHOTO_MAX_ATTEMPTS:
+        delay = retry_delay_ms(attempt=attempts, retry_after_s=error.retry_after_s)
+    stored = photo_store_failure(
+        claim=claim, code=error.code, message=error.message, retry_delay_ms=delay
+    )
     if not stored:
         return Outcome.FENCED
-    return Outcome.RETRY if will_retry else Outcome.ERROR
+    return Outcome.ERROR if delay is None else Outcome.RETRY

@@ -20,13 +20,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from infra.broker import live_message_ids
+from infra.broker import alive_workers, live_message_ids
+from photos.lifecycle import photo_resend
 from photos.models import Photo
-from photos.services.queueing import photo_send_analyze_on_commit
 
 PHOTO_QUEUE = "photo-analyze"
 
@@ -39,17 +38,6 @@ class StuckPhoto:
     lease_expires_at: datetime | None
     project_id: str
     lease_token: Any = None
-
-
-def alive_workers(client: Any) -> set[str]:
-    """Workers whose last heartbeat is within the broker's heartbeat timeout."""
-    now_ms = timezone.now().timestamp() * 1000
-    beats = client.zrangebyscore(
-        f"{settings.DRAMATIQ_NAMESPACE}:__heartbeats__",
-        now_ms - settings.DRAMATIQ_HEARTBEAT_TIMEOUT_MS,
-        "+inf",
-    )
-    return {beat.decode() if isinstance(beat, bytes) else beat for beat in beats}
 
 
 def live_photo_ids(client: Any) -> set[str]:
@@ -98,23 +86,12 @@ def photos_stuck(
 
 def photo_relay(*, photo: StuckPhoto) -> bool:
     """Send one stuck photo's message again; False if it moved on or another relay took it."""
-    now = timezone.now()
-    unchanged = Photo.objects.filter(pk=photo.id, status=photo.status)
-    if photo.status == Photo.Status.PENDING:
-        unchanged = unchanged.filter(queued_at=photo.queued_at)
-    else:
-        # Still held by the same (dead or expired) lease, and not already relayed since.
-        unchanged = unchanged.filter(lease_token=photo.lease_token)
-        unchanged = (
-            unchanged.filter(queued_at=photo.queued_at)
-            if photo.queued_at
-            else unchanged.filter(queued_at__isnull=True)
-        )
-    with transaction.atomic():
-        taken = unchanged.update(queued_at=now)
-        if taken:
-            photo_send_analyze_on_commit(photo_id=photo.id)
-    return bool(taken)
+    return photo_resend(
+        photo_id=photo.id,
+        status=photo.status,
+        queued_at=photo.queued_at,
+        lease_token=photo.lease_token,
+    )
 
 
 def photos_relay(*, photos: Iterable[StuckPhoto]) -> tuple[int, int]:

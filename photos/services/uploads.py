@@ -10,8 +10,8 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from imaging.validation import image_inspect
+from photos.lifecycle import EnqueueResult, photo_enqueue
 from photos.models import Photo, Project
-from photos.services.queueing import EnqueueResult, photo_enqueue
 
 
 def project_create(*, owner: User, name: str) -> Project:

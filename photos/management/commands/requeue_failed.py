@@ -13,8 +13,8 @@ from django.utils.dateparse import parse_datetime
 
 from ai_engine.errors import RETRYABLE_CODES, ErrorCode
 from infra.progress import ProgressBar, format_table, parse_id_option
+from photos.lifecycle import EnqueueStatus, photo_enqueue
 from photos.models import Photo
-from photos.services.queueing import EnqueueStatus, photo_enqueue
 
 _RELATIVE = re.compile(r"^(\d+)([mhd])$")
 
