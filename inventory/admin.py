@@ -30,8 +30,8 @@ from inventory.diff import snapshot_diff, snapshot_previous
 from inventory.models import InventorySnapshot, VolumeCatalogueEntry
 from inventory.services import inventory_request_sync
 from photos import admin as photos_admin
-from photos.admin_actions import ACTION_BATCH_LIMIT, Tally
-from photos.admin_filters import ProjectListFilter, room_type_label
+from photos.admin.actions import ACTION_BATCH_LIMIT, Tally
+from photos.admin.filters import ProjectListFilter, room_type_label
 from photos.models import Photo, Project
 
 

@@ -25,7 +25,7 @@ from infra.admin_tools import CappedCountPaginator
 from inventory.diff import snapshot_diff
 from inventory.models import InventorySnapshot, VolumeCatalogueEntry
 from inventory.services import inventory_sync
-from photos import admin_actions
+from photos.admin import actions as admin_actions
 from photos.models import Photo, Project
 from photos.services.analysis import Outcome, photo_analyze
 from photos.services.queueing import photo_enqueue
