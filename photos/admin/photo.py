@@ -1,5 +1,10 @@
 """The photo admin: the list (thumbnail, status, room type, provider), a photo's page, the
-actions that queue photos again and the staff-only image views."""
+actions that queue photos again and the staff-only image views.
+
+Its actions are its own (re-run, force re-analysis) and those other apps registered through
+`photos.admin.actions.register_photo_action`: inventory adds "Sync the project's inventory"
+(inventory/admin/__init__.py), since photos never imports inventory.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from infra.admin_tools import CappedCountPaginator, save_changed_fields, search_by_uuid
-from photos.admin.actions import enqueue_selected
+from photos.admin.actions import PhotoAction, enqueue_selected, registered_photo_actions
 from photos.admin.detail import photo_detail_context
 from photos.admin.filters import (
     ErrorCodeFilter,
@@ -68,6 +73,8 @@ class PhotoChangeList(ChangeList):
 
 @admin.register(Photo)
 class PhotoAdmin(admin.ModelAdmin[Photo]):
+    """Photos, as staff inspect and re-run them. Status, analysis and errors are read-only."""
+
     list_display = [
         "thumbnail",
         "short_id",
@@ -98,7 +105,6 @@ class PhotoAdmin(admin.ModelAdmin[Photo]):
     paginator = CappedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts would COUNT the table once per choice
-    actions = ["rerun_analysis", "force_reanalysis"]
     fieldsets = [
         (
             None,
@@ -150,6 +156,13 @@ class PhotoAdmin(admin.ModelAdmin[Photo]):
         "error_message",
         "queue_state",
     ]
+
+    # A property, not the usual list (hence the ignore): inventory registers its action after
+    # this admin is instantiated, so the list is read each time a page or a system check asks.
+    @property
+    def actions(self) -> list[PhotoAction | str]:  # type: ignore[override]
+        """Ours, then those other apps registered (inventory's `sync_project_inventory`)."""
+        return ["rerun_analysis", "force_reanalysis", *registered_photo_actions()]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Photo]:
         return (
