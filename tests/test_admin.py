@@ -22,10 +22,13 @@ from PIL import Image
 from ai_engine.fake import FakeProvider
 from aimetrics.models import AiMetric
 from infra.admin_tools import CappedCountPaginator
+from inventory.admin import ProjectAdmin
+from inventory.admin.actions import sync_project_inventory
 from inventory.diff import snapshot_diff
 from inventory.models import InventorySnapshot, VolumeCatalogueEntry
 from inventory.services import inventory_sync
-from photos import admin_actions
+from photos.admin import PhotoAdmin, register_photo_action
+from photos.admin import actions as admin_actions
 from photos.lifecycle import photo_enqueue
 from photos.models import Photo, Project
 from photos.services.analysis import Outcome, photo_analyze
@@ -329,6 +332,16 @@ def test_actions_stop_at_the_batch_limit_and_say_how_many_are_left(
     assert messages == ["2 photos queued, 1 left for another run (at most 2 per run)"]
     assert len(photo_queue.all()) == 2
     assert Photo.objects.filter(status=Photo.Status.ERROR).count() == 1
+
+
+def test_each_admin_is_registered_once_by_the_module_that_lists_its_actions() -> None:
+    """No app replaces another's admin: the photo admin is photos' own, inventory's action on it
+    arrives through photos' registry (once, however often it is registered), and the project
+    admin is inventory's."""
+    assert type(admin.site._registry[Photo]) is PhotoAdmin
+    assert type(admin.site._registry[Project]) is ProjectAdmin
+    register_photo_action(sync_project_inventory)
+    assert admin_actions.registered_photo_actions().count(sync_project_inventory) == 1
 
 
 def test_sync_inventory_action_queues_one_sync_per_project(

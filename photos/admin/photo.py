@@ -1,8 +1,9 @@
-"""The staff console for photos and projects.
+"""The photo admin: the list (thumbnail, status, room type, provider), a photo's page, the
+actions that queue photos again and the staff-only image views.
 
-What inventory knows (the project's inventory sync, its snapshots) is added by
-`inventory/admin.py`, which re-registers subclasses of these admins: photos never imports
-inventory.
+Its actions are its own (re-run, force re-analysis) and those other apps registered through
+`photos.admin.actions.register_photo_action`: inventory adds "Sync the project's inventory"
+(inventory/admin/__init__.py), since photos never imports inventory.
 """
 
 from __future__ import annotations
@@ -14,34 +15,28 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.formats import date_format, number_format
-from django.utils.html import format_html, format_html_join
-from django.utils.http import urlencode
-from django.utils.text import capfirst
+from django.utils.html import format_html
 from django.utils.timezone import localtime
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from aimetrics.models import AiMetric
 from infra.admin_tools import CappedCountPaginator, save_changed_fields, search_by_uuid
-from photos.admin_actions import enqueue_selected
-from photos.admin_filters import (
+from photos.admin.actions import PhotoAction, enqueue_selected, registered_photo_actions
+from photos.admin.detail import photo_detail_context
+from photos.admin.filters import (
     ErrorCodeFilter,
     ProjectListFilter,
     ProviderFilter,
     RoomTypeFilter,
     room_type_label,
 )
-from photos.admin_views import photo_image_view, photo_thumbnail_view
-from photos.models import Photo, Project
-
-#: AiMetric rows shown on a photo's page (a link leads to all of them).
-PHOTO_METRICS_SHOWN = 50
+from photos.admin.views import photo_image_view, photo_thumbnail_view
+from photos.models import Photo
 
 STATUS_COLOURS: dict[str, str] = {
     Photo.Status.PENDING: "#8a6d00",
@@ -76,11 +71,10 @@ class PhotoChangeList(ChangeList):
         return super().get_queryset(request, exclude_parameters).defer("analysis")
 
 
-# --- photos -------------------------------------------------------------------------------------
-
-
 @admin.register(Photo)
 class PhotoAdmin(admin.ModelAdmin[Photo]):
+    """Photos, as staff inspect and re-run them. Status, analysis and errors are read-only."""
+
     list_display = [
         "thumbnail",
         "short_id",
@@ -111,7 +105,6 @@ class PhotoAdmin(admin.ModelAdmin[Photo]):
     paginator = CappedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts would COUNT the table once per choice
-    actions = ["rerun_analysis", "force_reanalysis"]
     fieldsets = [
         (
             None,
@@ -163,6 +156,13 @@ class PhotoAdmin(admin.ModelAdmin[Photo]):
         "error_message",
         "queue_state",
     ]
+
+    # A property, not the usual list (hence the ignore): inventory registers its action after
+    # this admin is instantiated, so the list is read each time a page or a system check asks.
+    @property
+    def actions(self) -> list[PhotoAction | str]:  # type: ignore[override]
+        """Ours, then those other apps registered (inventory's `sync_project_inventory`)."""
+        return ["rerun_analysis", "force_reanalysis", *registered_photo_actions()]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Photo]:
         return (
@@ -352,180 +352,3 @@ class PhotoAdmin(admin.ModelAdmin[Photo]):
 
     def _thumbnail_url(self, photo: Photo, size: str) -> str:
         return reverse(f"{self.admin_site.name}:photos_photo_thumbnail", args=[photo.pk, size])
-
-
-def photo_detail_context(photo: Photo) -> dict[str, Any]:
-    """The analysis as rows of a table, and the photo's AI calls, for its admin page."""
-    analysis = photo.analysis if isinstance(photo.analysis, dict) else None
-    items = []
-    for item in (analysis or {}).get("items") or []:
-        if isinstance(item, dict):
-            items.append(
-                {
-                    "name": item.get("name", ""),
-                    "key": item.get("key", ""),
-                    "category": item.get("category", ""),
-                    "quantity": item.get("quantity", 0),
-                    "volume_m3": item.get("volume_m3"),
-                    "source": item.get("volumeSource", ""),
-                    "confidence": item.get("confidence"),
-                    "fragile": bool(item.get("fragile")),
-                    "dismantle": bool(item.get("dismantle")),
-                }
-            )
-    metrics = AiMetric.objects.filter(photo_id=photo.pk).order_by("created_at", "pk")
-    return {
-        "analysis": analysis,
-        "analysis_items": items,
-        "analysis_totals": (analysis or {}).get("totals") or {},
-        "ai_metrics": list(metrics[:PHOTO_METRICS_SHOWN]),
-        "ai_metrics_shown": PHOTO_METRICS_SHOWN,
-        "ai_metrics_url": reverse("admin:aimetrics_aimetric_changelist")
-        + "?"
-        + urlencode({"photo_id": str(photo.pk)}),
-    }
-
-
-# --- projects -----------------------------------------------------------------------------------
-
-
-def _photos_with_status(status: str) -> Coalesce:
-    """The project's photo count in `status`: a correlated subquery on the (project, status)
-    index, computed for the page's rows only (a JOIN + GROUP BY would aggregate every photo)."""
-    count = (
-        Photo.objects.filter(project=OuterRef("pk"), status=status)
-        .order_by()
-        .values("project")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(count, output_field=IntegerField()), 0)
-
-
-@admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin[Project]):
-    list_display = [
-        "name",
-        "owner_name",
-        "created_at",
-        "pending_photos",
-        "processing_photos",
-        "done_photos",
-        "error_photos",
-        "photos_link",
-    ]
-    list_select_related = ["owner"]
-    list_filter = [("created_at", admin.DateFieldListFilter)]
-    search_fields = ["name", "owner__username"]
-    search_help_text = _("A project id (exact), or part of its name or of its owner's username.")
-    raw_id_fields = ["owner"]
-    paginator = CappedCountPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    fields = [
-        "project_id",
-        "name",
-        "owner",
-        "created_at",
-        "photo_counts",
-        "photos_link",
-    ]
-    readonly_fields = ["project_id", "created_at", "photo_counts", "photos_link"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                pending_count=_photos_with_status(Photo.Status.PENDING),
-                processing_count=_photos_with_status(Photo.Status.PROCESSING),
-                done_count=_photos_with_status(Photo.Status.DONE),
-                error_count=_photos_with_status(Photo.Status.ERROR),
-            )
-        )
-
-    def save_model(self, request: HttpRequest, obj: Project, form: Any, change: bool) -> None:
-        if change:
-            save_changed_fields(obj, form.changed_data)
-        else:
-            super().save_model(request, obj, form, change)
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Project], search_term: str
-    ) -> tuple[QuerySet[Project], bool]:
-        by_id = search_by_uuid(queryset, search_term, ["pk"])
-        if by_id is not None:
-            return by_id, False
-        return super().get_search_results(request, queryset, search_term)
-
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "owner":
-            kwargs.setdefault("label", capfirst(_("owner")))
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    @admin.display(description=_("ID"))
-    def project_id(self, project: Project) -> str:
-        return str(project.pk)
-
-    @admin.display(description=_("owner"), ordering="owner__username")
-    def owner_name(self, project: Project) -> str:
-        return project.owner.get_username()
-
-    @admin.display(description=_("pending"), ordering="pending_count")
-    def pending_photos(self, project: Project) -> int:
-        return int(getattr(project, "pending_count", 0))
-
-    @admin.display(description=_("processing"), ordering="processing_count")
-    def processing_photos(self, project: Project) -> int:
-        return int(getattr(project, "processing_count", 0))
-
-    @admin.display(description=_("done"), ordering="done_count")
-    def done_photos(self, project: Project) -> int:
-        return int(getattr(project, "done_count", 0))
-
-    @admin.display(description=_("error"), ordering="error_count")
-    def error_photos(self, project: Project) -> str:
-        count = int(getattr(project, "error_count", 0))
-        if not count:
-            return "0"
-        return format_html(
-            '<a href="{}" style="color: {}">{}</a>',
-            _photo_list_url(project, status__exact=Photo.Status.ERROR),
-            STATUS_COLOURS[Photo.Status.ERROR],
-            count,
-        )
-
-    @admin.display(description=_("photos by status"))
-    def photo_counts(self, project: Project) -> str:
-        counts = {
-            Photo.Status.PENDING: getattr(project, "pending_count", 0),
-            Photo.Status.PROCESSING: getattr(project, "processing_count", 0),
-            Photo.Status.DONE: getattr(project, "done_count", 0),
-            Photo.Status.ERROR: getattr(project, "error_count", 0),
-        }
-        return _status_links(project, counts)
-
-    @admin.display(description=_("photos"))
-    def photos_link(self, project: Project) -> str:
-        return format_html('<a href="{}">{}</a>', _photo_list_url(project), gettext("photos"))
-
-
-def _photo_list_url(project: Project, **filters: str) -> str:
-    query = {ProjectListFilter.parameter_name: str(project.pk), **filters}
-    return reverse("admin:photos_photo_changelist") + "?" + urlencode(query)
-
-
-def _status_links(project: Project, counts: dict[Photo.Status, int]) -> str:
-    return format_html_join(
-        ", ",
-        '<a href="{}" style="color: {}">{}: {}</a>',
-        (
-            (
-                _photo_list_url(project, status__exact=status),
-                STATUS_COLOURS[status],
-                status.label,
-                n,
-            )
-            for status, n in counts.items()
-        ),
-    )

@@ -1,5 +1,10 @@
 """What the photo admin's actions do: queue photos through the services the API uses, and count
-what was sent and what was skipped, for one `message_user` line."""
+what was sent and what was skipped, for one `message_user` line.
+
+Also the photo list's extension point: an app photos may not import (inventory, whose "Sync the
+project's inventory" acts on the selected photos' projects) registers an action here with
+`register_photo_action`, and `PhotoAdmin.actions` lists the registered ones after its own.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from django.utils.translation import gettext, ngettext
 
 from photos.lifecycle import EnqueueStatus, photo_enqueue
@@ -20,6 +25,25 @@ from photos.models import Photo
 #: before the web server's timeout; the message says how many are left for another run
 #: (`manage.py requeue_failed` has no limit).
 ACTION_BATCH_LIMIT = 1000
+
+#: An admin action on photos, as `@admin.action` decorates it.
+PhotoAction = Callable[
+    [admin.ModelAdmin[Photo], HttpRequest, QuerySet[Photo]], HttpResponseBase | None
+]
+
+_registered: list[PhotoAction] = []
+
+
+def register_photo_action(action: PhotoAction) -> PhotoAction:
+    """Offer `action` on the photo list too (its name is its function's name). Registering the
+    same function twice adds it once."""
+    if action not in _registered:
+        _registered.append(action)
+    return action
+
+
+def registered_photo_actions() -> list[PhotoAction]:
+    return list(_registered)
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 Both read through Django's storage API, so they serve the same bytes from the file system or
 from S3 (no presigned URL leaves the server, and the bucket can stay private). They are wired
-in `PhotoAdmin.get_urls`, behind `admin_site.admin_view`: anonymous and non-staff users are
-redirected to the admin login, staff without the view permission get 403.
+in `PhotoAdmin.get_urls` (photos/admin/photo.py), behind `admin_site.admin_view`: anonymous and
+non-staff users are redirected to the admin login, staff without the view permission get 403.
 """
 
 from __future__ import annotations
