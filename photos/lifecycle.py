@@ -40,7 +40,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from infra.broker import current_worker_id, worker_alive
@@ -136,22 +136,18 @@ def _enqueue(
         photos = photos.filter(project__owner_id=user_id)
     done = Photo.Status.DONE
     now = timezone.now()
-    movable = Q(status__in=[Photo.Status.PENDING, Photo.Status.ERROR])
-    if force:
-        movable |= Q(status=done)
-    # No transaction of our own: the UPDATE is atomic by itself. Outside a transaction on_commit
+    # No transaction of our own: each UPDATE is atomic by itself. Outside a transaction on_commit
     # sends at once; inside one (an upload's) after its commit.
-    moved = photos.filter(movable, queued_at__isnull=True).update(
-        queued_at=now,
-        updated_at=now,
-        run=F("run") + 1,
-        room_type=Value(room_type) if room_type else F("room_type"),
-        # The right-hand sides read the row's old values: a DONE photo keeps its status and
-        # attempts until the forced re-analysis replaces them.
-        queued_force=Case(When(status=done, then=Value(True)), default=Value(False)),
-        status=Case(When(status=done, then=Value(done)), default=Value(Photo.Status.PENDING)),
-        attempts=Case(When(status=done, then=F("attempts")), default=Value(0)),
+    owed = photos.filter(queued_at__isnull=True)
+    common: dict[str, Any] = {"queued_at": now, "updated_at": now, "run": F("run") + 1}
+    if room_type:
+        common["room_type"] = room_type
+    moved = owed.filter(status__in=[Photo.Status.PENDING, Photo.Status.ERROR]).update(
+        status=Photo.Status.PENDING, attempts=0, queued_force=False, **common
     )
+    if not moved and force:
+        # A DONE photo keeps its status, analysis and attempts until the re-analysis replaces them.
+        moved = owed.filter(status=done).update(queued_force=True, **common)
     if moved:
         _send_on_commit(photo_id)
         return EnqueueResult(EnqueueStatus.ENQUEUED, QueuePosition.WAITING)
