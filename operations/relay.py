@@ -11,47 +11,13 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Any
 
 logger = logging.getLogger("operations.relay")
-_sweepers: dict[int, Any] = {}
-
-
-def broker_sweep(client: Any) -> None:
-    """Hand the messages of dead workers (no heartbeat for DRAMATIQ_HEARTBEAT_TIMEOUT_MS) back to
-    their queues now.
-
-    Dramatiq does this only in its "maintenance", which runs on a random
-    DRAMATIQ_MAINTENANCE_CHANCE per million broker calls and sweeps only the queue of that call:
-    after a kill -9 an idle queue waited minutes (the fault suite saw photos still stranded 80 s
-    later). Until then those messages still count as live, so the relay would not re-send them
-    either. A forced sweep of every queue on each pass bounds the wait to the heartbeat timeout
-    plus one relay interval.
-    """
-    from inventory.relay import INVENTORY_QUEUE
-    from photos.services.relay import PHOTO_QUEUE
-
-    sweeper = _sweepers.get(id(client))
-    if sweeper is None:
-        from django.conf import settings
-        from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
-
-        # A broker object of its own, never consuming, whose every call runs the maintenance.
-        sweeper = _sweepers[id(client)] = RedisBroker(
-            client=client,
-            namespace=settings.DRAMATIQ_NAMESPACE,
-            heartbeat_timeout=settings.DRAMATIQ_HEARTBEAT_TIMEOUT_MS,
-            maintenance_chance=MAINTENANCE_SCALE,
-            middleware=[],
-        )
-    for queue in (PHOTO_QUEUE, INVENTORY_QUEUE):
-        for name in (queue, f"{queue}.DQ"):
-            sweeper.do_qsize(name)  # a read-only command: the maintenance runs before it
 
 
 def relay_once() -> tuple[int, int]:
     """One pass: (photos re-sent, inventory syncs re-sent)."""
-    from infra.broker import broker_redis
+    from infra.broker import broker_redis, broker_sweep
     from inventory.relay import inventory_relay
     from photos.services.relay import photos_relay, photos_stuck
 

@@ -22,7 +22,7 @@ import dramatiq
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from infra.broker import broker_redis
+from infra.broker import broker_redis, current_worker_id, heartbeats
 
 logger = logging.getLogger(__name__)
 # A worker writes its entry again this often, so a Redis that restarted empty learns it again.
@@ -67,16 +67,13 @@ def worker_heartbeats() -> list[WorkerBeat]:
     processes that neither beat nor registered again for that long are removed here."""
     client = broker_redis()
     now_ms = datetime.now(tz=UTC).timestamp() * 1000
-    beats = client.zrevrange(
-        f"{settings.DRAMATIQ_NAMESPACE}:__heartbeats__", 0, 199, withscores=True
-    )
+    beats = heartbeats(client, 200)
     registry = {
         _text(broker_id): json.loads(entry)
         for broker_id, entry in client.hgetall(_registry_key()).items()
     }
     workers = []
-    for member, score in beats:
-        worker_id = _text(member)
+    for worker_id, score in beats:
         age_ms = max(now_ms - score, 0.0)
         entry: dict[str, Any] = registry.get(worker_id, {})
         workers.append(
@@ -112,8 +109,8 @@ class WorkerRegistry(dramatiq.Middleware):
     (from a daemon thread), and removes it at shutdown. Web processes never boot a worker."""
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
-        broker_id = getattr(broker, "broker_id", None)
-        if broker_id is None:  # not a Redis broker (Dramatiq's RedisBroker sets broker_id)
+        broker_id = current_worker_id(broker)
+        if not broker_id:  # not a Redis broker
             return
         stop = threading.Event()
         self._stop = stop
@@ -130,11 +127,11 @@ class WorkerRegistry(dramatiq.Middleware):
         threading.Thread(target=keep_registered, name="worker-registry", daemon=True).start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
-        broker_id = getattr(broker, "broker_id", None)
+        broker_id = current_worker_id(broker)
         stop = getattr(self, "_stop", None)
         if stop is not None:
             stop.set()
-        if broker_id is not None:
+        if broker_id:
             # If Redis is away, the page drops the entry once its heartbeat is old.
             with contextlib.suppress(RedisError, OSError):
                 worker_unregister(broker_id=broker_id)

@@ -38,13 +38,13 @@ import psycopg
 import redis
 from PIL import Image
 
+from infra.broker import PHOTO_QUEUE, heartbeats, held_message_ids
 from tests.processes import Api
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PR_SET_PDEATHSIG = 1
 NAMESPACE = "dramatiq"  # each Stack has its own Redis server: the default namespace is ours
-PHOTO_QUEUE = "photo-analyze"
 USERNAME = "chaos"
 RELAY = "operations.relay:relay_forever"
 
@@ -667,10 +667,10 @@ class Stack:
     def heartbeat_ids(self) -> set[str]:
         assert self.redis is not None
         try:
-            members = self.redis.client().zrange(f"{NAMESPACE}:__heartbeats__", 0, -1)
+            beats = heartbeats(self.redis.client(), 10_000, namespace=NAMESPACE)
         except redis.RedisError:
             return set()
-        return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+        return {broker_id for broker_id, _ in beats}
 
     def photos_held_by(self, broker_ids: Iterable[str]) -> set[str]:
         """Photo ids named by the messages these workers had fetched and not acked (running,
@@ -679,16 +679,9 @@ class Stack:
         client = self.redis.client()
         held: set[str] = set()
         for broker_id in broker_ids:
-            for queue in (PHOTO_QUEUE, f"{PHOTO_QUEUE}.DQ"):
-                ids = client.smembers(f"{NAMESPACE}:__acks__.{broker_id}.{queue}")
-                if not ids:
-                    continue
-                bodies = client.hmget(f"{NAMESPACE}:{queue}.msgs", list(ids))
-                for body in bodies:
-                    if body:
-                        args = json.loads(body).get("args") or []
-                        if args:
-                            held.add(str(args[0]))
+            held |= held_message_ids(
+                client, broker_id=broker_id, queue=PHOTO_QUEUE, namespace=NAMESPACE
+            )
         return held
 
     def logs(self) -> str:
