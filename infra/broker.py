@@ -1,8 +1,9 @@
 """Our Dramatiq Redis broker, and everything we rely on that Dramatiq does not promise.
 
 This module is the checklist for a dramatiq upgrade: every use of a private name of dramatiq (the
-Redis consumer class, `MAINTENANCE_SCALE`, the broker's `broker_id`) and every key of its Redis
-layout (read from `dramatiq/brokers/redis/dispatch.lua`) is written here and nowhere else:
+Redis consumer class, `MAINTENANCE_SCALE`, the broker's `broker_id`, the `Worker`'s prefetch and
+timeout attributes and when its consumers are created) and every key of its Redis layout (read
+from `dramatiq/brokers/redis/dispatch.lua`) is written here and nowhere else:
 
     <ns>:<queue>                  list of the ids of messages ready to fetch
     <ns>:<queue>.msgs             hash id -> body, from enqueue until ack (waiting or held)
@@ -91,6 +92,36 @@ class RedisBroker(dramatiq_redis.RedisBroker):
     @property
     def consumer_class(self) -> type[_Consumer]:
         return _Consumer
+
+
+class WorkerTuning(dramatiq.Middleware):
+    """Gives each worker process the prefetch and idle timeout of the settings
+    (WORKER_PREFETCH_PER_THREAD, WORKER_IDLE_TIMEOUT_MS) instead of Dramatiq's environment
+    variables (`dramatiq_queue_prefetch`, `dramatiq_worker_timeout`; defaults 2 per thread and
+    1 s), so a plain `rundramatiq` runs as it should.
+
+    `Worker.start` emits `before_worker_boot`, then adds the middleware that creates a consumer per
+    declared queue from `worker.queue_prefetch` and `worker.worker_timeout`, then the threads:
+    values set here are the ones they use.
+    """
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        worker.queue_prefetch = settings.WORKER_PREFETCH_PER_THREAD * worker.worker_threads
+        worker.worker_timeout = settings.WORKER_IDLE_TIMEOUT_MS
+
+
+def worker_tuning(worker: Any) -> dict[str, int]:
+    """What a booted worker's consumers of ready messages run with: prefetch and idle timeout
+    (ms); empty before its consumers exist."""
+    consumers = [
+        consumer for name, consumer in worker.consumers.items() if not name.endswith(".DQ")
+    ]
+    if not consumers:
+        return {}
+    return {
+        "prefetch": max(consumer.prefetch for consumer in consumers),
+        "idle_timeout_ms": max(consumer.worker_timeout for consumer in consumers),
+    }
 
 
 def broker_redis() -> Any:

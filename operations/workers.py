@@ -22,7 +22,7 @@ import dramatiq
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from infra.broker import broker_redis, current_worker_id, heartbeats
+from infra.broker import broker_redis, current_worker_id, heartbeats, worker_tuning
 
 logger = logging.getLogger(__name__)
 # A worker writes its entry again this often, so a Redis that restarted empty learns it again.
@@ -40,18 +40,23 @@ class WorkerBeat:
     host: str = ""
     pid: int | None = None
     threads: int | None = None
+    #: What its consumers fetch ahead and how long they sleep when idle (WorkerTuning).
+    prefetch: int | None = None
+    idle_timeout_ms: int | None = None
 
 
 def _registry_key() -> str:
     return f"{settings.DRAMATIQ_NAMESPACE}:moverz:workers"
 
 
-def worker_register(*, broker_id: str, threads: int) -> None:
-    """Record that the broker `broker_id` belongs to a worker process (this one)."""
+def worker_register(*, broker_id: str, threads: int, **tuning: int) -> None:
+    """Record that the broker `broker_id` belongs to a worker process (this one), with its
+    threads and `tuning` (prefetch, idle_timeout_ms)."""
     entry = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "threads": threads,
+        **tuning,
         "seen_ms": int(time.time() * 1000),
     }
     broker_redis().hset(_registry_key(), broker_id, json.dumps(entry))
@@ -86,6 +91,8 @@ def worker_heartbeats() -> list[WorkerBeat]:
                 host=entry.get("host", ""),
                 pid=entry.get("pid"),
                 threads=entry.get("threads"),
+                prefetch=entry.get("prefetch"),
+                idle_timeout_ms=entry.get("idle_timeout_ms"),
             )
         )
     beating = {beat.worker_id for beat in workers}
@@ -114,11 +121,12 @@ class WorkerRegistry(dramatiq.Middleware):
             return
         stop = threading.Event()
         self._stop = stop
+        tuning = worker_tuning(worker)
 
         def keep_registered() -> None:
             while True:
                 try:
-                    worker_register(broker_id=broker_id, threads=worker.worker_threads)
+                    worker_register(broker_id=broker_id, threads=worker.worker_threads, **tuning)
                 except (RedisError, OSError) as exc:
                     logger.warning("could not register this worker in Redis: %s", exc)
                 if stop.wait(REGISTER_EVERY_S):

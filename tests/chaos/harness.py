@@ -2,10 +2,10 @@
 
 A `Stack` is one scenario's world: a PostgreSQL database of its own (cloned from a template the
 suite migrated once), a private `redis-server` without persistence (so a restart is empty), the
-fake AI server as its own process, a gunicorn web server, and `rundramatiq` worker groups with the
-relay fork (`--fork-function operations.relay:relay_forever`), all started with the environment of
-`Stack.env()`. Faults are injected from outside only: signals to processes, stopping Redis,
-`pg_terminate_backend`, the fake server's faults. Nothing of ours is patched.
+fake AI server as its own process, a gunicorn web server, and worker groups (plain `manage.py
+rundramatiq`, which forks its relay), all started with the environment of `Stack.env()`. Faults
+are injected from outside only: signals to processes, stopping Redis, `pg_terminate_backend`, the
+fake server's faults. Nothing of ours is patched.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ BIN = Path(sys.executable).parent
 PR_SET_PDEATHSIG = 1
 NAMESPACE = "dramatiq"  # each Stack has its own Redis server: the default namespace is ours
 USERNAME = "chaos"
-RELAY = "operations.relay:relay_forever"
+RELAY = "operations.relay:relay_forever"  # as the worker's log names its fork
 
 #: The knobs every process of a scenario runs with (documented in docs/reliability.md). The
 #: heartbeat timeout and maintenance chance are deliberately left at their defaults.
@@ -80,6 +80,7 @@ _INHERITED_PREFIXES = (
     "PYTEST_",
     "REDIS_URL",
     "RELAY_",
+    "WORKER_",
     "SECRET_KEY",
     "SECURE_",
     "THROTTLE_",
@@ -573,8 +574,6 @@ class Stack:
             sys.executable, "manage.py", "rundramatiq",
             "--processes", str(processes),
             "--threads", str(threads),
-            "--worker-shutdown-timeout", "30000",
-            "--fork-function", RELAY,
         ]  # fmt: skip
         env = self.env(
             "moverz-worker",
