@@ -282,17 +282,16 @@ def gunicorn_start(
 def worker_start(
     children: Children, name: str, env: dict[str, str], *, processes: int, threads: int
 ) -> Child:
-    """`manage.py rundramatiq` as the Procfile runs it (relay fork included, a prefetch of one
-    message per thread, a 250 ms idle timeout); waits until every worker process is ready."""
+    """`manage.py rundramatiq` as the Procfile runs it (its relay fork, prefetch and idle timeout
+    come from the settings); waits until every worker process is ready."""
     child = children.start(
         name,
         [
             sys.executable,
             *("manage.py", "rundramatiq", "--processes", str(processes)),
-            *("--threads", str(threads), "--worker-shutdown-timeout", "30000"),
-            *("--fork-function", "operations.relay:relay_forever"),
+            *("--threads", str(threads)),
         ],
-        {"dramatiq_queue_prefetch": str(threads), "dramatiq_worker_timeout": "250", **env},
+        env,
     )
 
     def ready() -> bool:

@@ -12,12 +12,11 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from infra.broker import live_message_ids
+from infra.broker import INVENTORY_QUEUE, live_message_ids
 from inventory.models import InventorySnapshot
 from inventory.services import inventory_request_sync, inventory_send_sync
 from photos.models import Photo, Project
 
-INVENTORY_QUEUE = "inventory-sync"
 #: How far back the relay looks for DONE photos that no snapshot includes yet.
 LOOKBACK = timedelta(days=1)
 

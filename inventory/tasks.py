@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import dramatiq
 from django.conf import settings
 
+from infra.broker import INVENTORY_QUEUE, broker_redis
 from inventory.services import inventory_sync
-
-INVENTORY_QUEUE = "inventory-sync"
 
 
 def inventory_failed_key() -> str:
@@ -23,6 +20,5 @@ def sync_inventory(project_id: str) -> None:
     try:
         inventory_sync(project_id=project_id)
     except Exception:
-        broker: Any = dramatiq.get_broker()
-        broker.client.incr(inventory_failed_key())
+        broker_redis().incr(inventory_failed_key())
         raise

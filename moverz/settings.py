@@ -217,8 +217,13 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.CurrentMessage",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
         "photos.worker_boot.WarmAiEngine",
+        # A worker's prefetch and idle timeout from the settings below (before the registry,
+        # which records what the worker's consumers got).
+        "infra.broker.WorkerTuning",
         # Marks worker processes in Redis, so the queues page tells them from web processes.
         "operations.workers.WorkerRegistry",
+        # The relay as a fork process of every `rundramatiq` (RELAY_IN_WORKER).
+        "operations.relay.RelayInWorker",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
@@ -259,6 +264,21 @@ INVENTORY_SYNC_DELAY_MS = env_int("INVENTORY_SYNC_DELAY_MS", 500)
 # A PENDING photo owed a message for longer than this, with no live message, is stuck.
 PHOTO_RELAY_GRACE_SECONDS = env_int("PHOTO_RELAY_GRACE_SECONDS", 30)
 RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 10.0)
+# Each `rundramatiq` forks one relay; off where the platform runs `manage.py relay` instead.
+RELAY_IN_WORKER = env_bool("RELAY_IN_WORKER", True)
+
+# --- Workers (`manage.py rundramatiq`; its flags override the first two) -------------------
+WORKER_PROCESSES = env_int("WORKER_PROCESSES", 2)
+WORKER_THREADS = env_int("WORKER_THREADS", 8)
+# One message per thread (Dramatiq's default is two) spreads a burst over all the processes.
+WORKER_PREFETCH_PER_THREAD = env_int("WORKER_PREFETCH_PER_THREAD", 1)
+# How long an idle consumer or thread sleeps before it looks again (Dramatiq's default: 1 s):
+# bounds the wait of the first message sent to an idle worker.
+WORKER_IDLE_TIMEOUT_MS = env_int("WORKER_IDLE_TIMEOUT_MS", 250)
+# On SIGTERM, how long running messages may finish: above the actor's time limit.
+WORKER_SHUTDOWN_TIMEOUT_MS = env_int(
+    "WORKER_SHUTDOWN_TIMEOUT_MS", PHOTO_LEASE_SECONDS * 1000 + 30_000
+)
 
 # --- AI providers ---------------------------------------------------------------------------
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")

@@ -10,13 +10,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
-from infra.broker import broker_redis
+from infra.broker import QUEUES, broker_redis
 from operations.deadletters import dead_letter_purge, dead_letter_replay, dead_letters
 from operations.queues import queue_stats
 from operations.workers import worker_heartbeats
 from photos.services.relay import photos_relay, photos_stuck
 
-QUEUES = ("photo-analyze", "inventory-sync")
 STUCK_SHOWN = 200
 
 

@@ -22,7 +22,7 @@ import dramatiq
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from infra.broker import broker_redis
+from infra.broker import broker_redis, current_worker_id, heartbeats, worker_tuning
 
 logger = logging.getLogger(__name__)
 # A worker writes its entry again this often, so a Redis that restarted empty learns it again.
@@ -40,18 +40,23 @@ class WorkerBeat:
     host: str = ""
     pid: int | None = None
     threads: int | None = None
+    #: What its consumers fetch ahead and how long they sleep when idle (WorkerTuning).
+    prefetch: int | None = None
+    idle_timeout_ms: int | None = None
 
 
 def _registry_key() -> str:
     return f"{settings.DRAMATIQ_NAMESPACE}:moverz:workers"
 
 
-def worker_register(*, broker_id: str, threads: int) -> None:
-    """Record that the broker `broker_id` belongs to a worker process (this one)."""
+def worker_register(*, broker_id: str, threads: int, **tuning: int) -> None:
+    """Record that the broker `broker_id` belongs to a worker process (this one), with its
+    threads and `tuning` (prefetch, idle_timeout_ms)."""
     entry = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "threads": threads,
+        **tuning,
         "seen_ms": int(time.time() * 1000),
     }
     broker_redis().hset(_registry_key(), broker_id, json.dumps(entry))
@@ -67,16 +72,13 @@ def worker_heartbeats() -> list[WorkerBeat]:
     processes that neither beat nor registered again for that long are removed here."""
     client = broker_redis()
     now_ms = datetime.now(tz=UTC).timestamp() * 1000
-    beats = client.zrevrange(
-        f"{settings.DRAMATIQ_NAMESPACE}:__heartbeats__", 0, 199, withscores=True
-    )
+    beats = heartbeats(client, 200)
     registry = {
         _text(broker_id): json.loads(entry)
         for broker_id, entry in client.hgetall(_registry_key()).items()
     }
     workers = []
-    for member, score in beats:
-        worker_id = _text(member)
+    for worker_id, score in beats:
         age_ms = max(now_ms - score, 0.0)
         entry: dict[str, Any] = registry.get(worker_id, {})
         workers.append(
@@ -89,6 +91,8 @@ def worker_heartbeats() -> list[WorkerBeat]:
                 host=entry.get("host", ""),
                 pid=entry.get("pid"),
                 threads=entry.get("threads"),
+                prefetch=entry.get("prefetch"),
+                idle_timeout_ms=entry.get("idle_timeout_ms"),
             )
         )
     beating = {beat.worker_id for beat in workers}
@@ -112,16 +116,17 @@ class WorkerRegistry(dramatiq.Middleware):
     (from a daemon thread), and removes it at shutdown. Web processes never boot a worker."""
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
-        broker_id = getattr(broker, "broker_id", None)
-        if broker_id is None:  # not a Redis broker (Dramatiq's RedisBroker sets broker_id)
+        broker_id = current_worker_id(broker)
+        if not broker_id:  # not a Redis broker
             return
         stop = threading.Event()
         self._stop = stop
+        tuning = worker_tuning(worker)
 
         def keep_registered() -> None:
             while True:
                 try:
-                    worker_register(broker_id=broker_id, threads=worker.worker_threads)
+                    worker_register(broker_id=broker_id, threads=worker.worker_threads, **tuning)
                 except (RedisError, OSError) as exc:
                     logger.warning("could not register this worker in Redis: %s", exc)
                 if stop.wait(REGISTER_EVERY_S):
@@ -130,11 +135,11 @@ class WorkerRegistry(dramatiq.Middleware):
         threading.Thread(target=keep_registered, name="worker-registry", daemon=True).start()
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
-        broker_id = getattr(broker, "broker_id", None)
+        broker_id = current_worker_id(broker)
         stop = getattr(self, "_stop", None)
         if stop is not None:
             stop.set()
-        if broker_id is not None:
+        if broker_id:
             # If Redis is away, the page drops the entry once its heartbeat is old.
             with contextlib.suppress(RedisError, OSError):
                 worker_unregister(broker_id=broker_id)

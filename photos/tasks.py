@@ -5,9 +5,8 @@ from __future__ import annotations
 import dramatiq
 from django.conf import settings
 
+from infra.broker import PHOTO_QUEUE
 from photos.services.analysis import photo_analyze
-
-PHOTO_QUEUE = "photo-analyze"
 
 
 @dramatiq.actor(

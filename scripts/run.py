@@ -140,8 +140,6 @@ def main() -> int:
                 "rundramatiq",
                 "--processes", "1",
                 "--threads", "4",
-                "--worker-shutdown-timeout", "30000",
-                "--fork-function", "operations.relay:relay_forever",
             ],
             env,
             "worker",

@@ -15,6 +15,7 @@ import redis
 from django.conf import settings
 from rest_framework.test import APIClient
 
+from infra.broker import INVENTORY_QUEUE, PHOTO_QUEUE, queue_keys
 from tests.factories import make_project, make_token, make_user
 
 pytest_plugins = ["tests.processes", "tests.s3server"]
@@ -53,19 +54,20 @@ class Queue:
         self.client = client
         self.name = name
 
-    def _messages(self, name: str) -> list[dict[str, Any]]:
-        ns = settings.DRAMATIQ_NAMESPACE
-        ids = self.client.lrange(f"{ns}:{name}", 0, -1)
+    def _messages(self, ids_key: str, bodies_key: str) -> list[dict[str, Any]]:
+        ids = self.client.lrange(ids_key, 0, -1)
         if not ids:
             return []
-        bodies = self.client.hmget(f"{ns}:{name}.msgs", ids)
+        bodies = self.client.hmget(bodies_key, ids)
         return [json.loads(body) for body in bodies if body]
 
     def ready(self) -> list[dict[str, Any]]:
-        return self._messages(self.name)
+        keys = queue_keys(self.name)
+        return self._messages(keys.waiting, keys.messages)
 
     def delayed(self) -> list[dict[str, Any]]:
-        return self._messages(f"{self.name}.DQ")
+        keys = queue_keys(self.name)
+        return self._messages(keys.delayed, keys.delayed_messages)
 
     def all(self) -> list[dict[str, Any]]:
         return self.ready() + self.delayed()
@@ -73,12 +75,12 @@ class Queue:
 
 @pytest.fixture
 def photo_queue(redis_client: Any) -> Queue:
-    return Queue(redis_client, "photo-analyze")
+    return Queue(redis_client, PHOTO_QUEUE)
 
 
 @pytest.fixture
 def inventory_queue(redis_client: Any) -> Queue:
-    return Queue(redis_client, "inventory-sync")
+    return Queue(redis_client, INVENTORY_QUEUE)
 
 
 @pytest.fixture

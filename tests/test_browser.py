@@ -26,7 +26,8 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwr
 from ai_engine.fake import FakeProvider
 from aimetrics.models import AiMetric
 from aimetrics.services import aimetric_record
-from inventory.tasks import INVENTORY_QUEUE, sync_inventory
+from infra.broker import INVENTORY_QUEUE
+from inventory.tasks import sync_inventory
 from photos.lifecycle import photo_enqueue
 from photos.models import Photo
 from photos.services.analysis import Outcome, photo_analyze

@@ -14,6 +14,7 @@ from ai_engine.engine import AiEngine
 from ai_engine.errors import ErrorCode
 from ai_engine.fake import FakeProvider
 from aimetrics.models import AiMetric
+from infra.broker import heartbeats_key
 from photos.lifecycle import (
     Claim,
     EnqueueStatus,
@@ -174,7 +175,7 @@ def test_forced_reanalysis_keeps_old_analysis_readable_until_replaced(
 def _heartbeat(redis_client: Any, worker: str, *, seconds_ago: float = 0) -> None:
     """Write a worker heartbeat the way the broker does (ms timestamps in a sorted set)."""
     beat_ms = (timezone.now().timestamp() - seconds_ago) * 1000
-    redis_client.zadd(f"{settings.DRAMATIQ_NAMESPACE}:__heartbeats__", {worker: beat_ms})
+    redis_client.zadd(heartbeats_key(), {worker: beat_ms})
 
 
 def _held_by(photo: Photo, owner: str, *, lease_s: float = 60) -> None:

@@ -14,6 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from infra.broker import heartbeats_key
 from inventory.models import InventorySnapshot
 from inventory.tasks import sync_inventory
 from operations.deadletters import dead_letter_purge, dead_letter_replay, dead_letters
@@ -54,8 +55,7 @@ def test_a_processing_photo_is_stuck_only_when_its_worker_is_gone(redis_client: 
             lease_expires_at=now + timedelta(minutes=1),  # leases still running
             updated_at=now - timedelta(minutes=2),
         )
-    heartbeats = f"{dramatiq.get_broker().namespace}:__heartbeats__"  # type: ignore[attr-defined]
-    redis_client.zadd(heartbeats, {"worker-alive": now.timestamp() * 1000})
+    redis_client.zadd(heartbeats_key(), {"worker-alive": now.timestamp() * 1000})
 
     assert [p.id for p in photos_stuck(client=redis_client)] == [str(gone.pk)]
 
@@ -273,9 +273,8 @@ def test_queues_page_shows_figures_workers_stuck_photos_and_dead_letters(
         photo_enqueue(photo=make_photo())
     _dead_letter("33333333-3333-3333-3333-333333333333")
     now_ms = timezone.now().timestamp() * 1000
-    heartbeats = f"{dramatiq.get_broker().namespace}:__heartbeats__"  # type: ignore[attr-defined]
     redis_client.zadd(
-        heartbeats,
+        heartbeats_key(),
         {"worker-alive": now_ms, "worker-gone": now_ms - 600_000, "web-sender": now_ms},
     )
     worker_register(broker_id="worker-alive", threads=8)

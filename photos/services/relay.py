@@ -23,11 +23,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from infra.broker import alive_workers, live_message_ids
+from infra.broker import PHOTO_QUEUE, alive_workers, live_message_ids
 from photos.lifecycle import photo_resend
 from photos.models import Photo
-
-PHOTO_QUEUE = "photo-analyze"
 
 
 @dataclass(frozen=True)

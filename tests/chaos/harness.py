@@ -2,10 +2,10 @@
 
 A `Stack` is one scenario's world: a PostgreSQL database of its own (cloned from a template the
 suite migrated once), a private `redis-server` without persistence (so a restart is empty), the
-fake AI server as its own process, a gunicorn web server, and `rundramatiq` worker groups with the
-relay fork (`--fork-function operations.relay:relay_forever`), all started with the environment of
-`Stack.env()`. Faults are injected from outside only: signals to processes, stopping Redis,
-`pg_terminate_backend`, the fake server's faults. Nothing of ours is patched.
+fake AI server as its own process, a gunicorn web server, and worker groups (plain `manage.py
+rundramatiq`, which forks its relay), all started with the environment of `Stack.env()`. Faults
+are injected from outside only: signals to processes, stopping Redis, `pg_terminate_backend`, the
+fake server's faults. Nothing of ours is patched.
 """
 
 from __future__ import annotations
@@ -38,15 +38,15 @@ import psycopg
 import redis
 from PIL import Image
 
+from infra.broker import PHOTO_QUEUE, heartbeats, held_message_ids
 from tests.processes import Api
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PR_SET_PDEATHSIG = 1
 NAMESPACE = "dramatiq"  # each Stack has its own Redis server: the default namespace is ours
-PHOTO_QUEUE = "photo-analyze"
 USERNAME = "chaos"
-RELAY = "operations.relay:relay_forever"
+RELAY = "operations.relay:relay_forever"  # as the worker's log names its fork
 
 #: The knobs every process of a scenario runs with (documented in docs/reliability.md). The
 #: heartbeat timeout and maintenance chance are deliberately left at their defaults.
@@ -80,6 +80,7 @@ _INHERITED_PREFIXES = (
     "PYTEST_",
     "REDIS_URL",
     "RELAY_",
+    "WORKER_",
     "SECRET_KEY",
     "SECURE_",
     "THROTTLE_",
@@ -573,8 +574,6 @@ class Stack:
             sys.executable, "manage.py", "rundramatiq",
             "--processes", str(processes),
             "--threads", str(threads),
-            "--worker-shutdown-timeout", "30000",
-            "--fork-function", RELAY,
         ]  # fmt: skip
         env = self.env(
             "moverz-worker",
@@ -667,10 +666,10 @@ class Stack:
     def heartbeat_ids(self) -> set[str]:
         assert self.redis is not None
         try:
-            members = self.redis.client().zrange(f"{NAMESPACE}:__heartbeats__", 0, -1)
+            beats = heartbeats(self.redis.client(), 10_000, namespace=NAMESPACE)
         except redis.RedisError:
             return set()
-        return {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+        return {broker_id for broker_id, _ in beats}
 
     def photos_held_by(self, broker_ids: Iterable[str]) -> set[str]:
         """Photo ids named by the messages these workers had fetched and not acked (running,
@@ -679,16 +678,9 @@ class Stack:
         client = self.redis.client()
         held: set[str] = set()
         for broker_id in broker_ids:
-            for queue in (PHOTO_QUEUE, f"{PHOTO_QUEUE}.DQ"):
-                ids = client.smembers(f"{NAMESPACE}:__acks__.{broker_id}.{queue}")
-                if not ids:
-                    continue
-                bodies = client.hmget(f"{NAMESPACE}:{queue}.msgs", list(ids))
-                for body in bodies:
-                    if body:
-                        args = json.loads(body).get("args") or []
-                        if args:
-                            held.add(str(args[0]))
+            held |= held_message_ids(
+                client, broker_id=broker_id, queue=PHOTO_QUEUE, namespace=NAMESPACE
+            )
         return held
 
     def logs(self) -> str:

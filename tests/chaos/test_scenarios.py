@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 import pytest
 
+from infra.broker import PHOTO_QUEUE, queue_keys
 from tests.chaos.conftest import record_line
 from tests.chaos.harness import (
     NAMESPACE,
-    PHOTO_QUEUE,
     ConnectionSampler,
     Stack,
     jpeg,
@@ -34,6 +34,7 @@ from tests.chaos.invariants import (
 pytestmark = pytest.mark.chaos
 
 MakeStack = Callable[..., Stack]
+PHOTO_KEYS = queue_keys(PHOTO_QUEUE, namespace=NAMESPACE)
 
 
 def finish(outcome: Outcome) -> None:
@@ -159,7 +160,7 @@ def test_redis_restarted_empty_with_100_photos_queued(stack: MakeStack) -> None:
     project = s.project()
     accepted = s.upload(project, images(100, offset=2000))
     assert s.redis is not None
-    queued = s.redis.client().llen(f"{NAMESPACE}:{PHOTO_QUEUE}")
+    queued = s.redis.client().llen(PHOTO_KEYS.waiting)
 
     s.redis.restart_empty()
     restarted_at = time.time()
@@ -376,9 +377,9 @@ def duplicate_every_message(s: Stack) -> int:
     under a new Redis id (what a redelivery looks like), queued right behind the original."""
     assert s.redis is not None
     client = s.redis.client()
-    queue = f"{NAMESPACE}:{PHOTO_QUEUE}"
+    queue = PHOTO_KEYS.waiting
     ids = [i.decode() if isinstance(i, bytes) else str(i) for i in client.lrange(queue, 0, -1)]
-    bodies = client.hmget(f"{queue}.msgs", ids)
+    bodies = client.hmget(PHOTO_KEYS.messages, ids)
     order: list[str] = []
     copies: dict[str, bytes] = {}
     for redis_id, body in zip(ids, bodies, strict=True):
@@ -389,7 +390,7 @@ def duplicate_every_message(s: Stack) -> int:
         copies[copy_id] = json.dumps(message, separators=(",", ":")).encode()
         order += [redis_id, copy_id]
     with client.pipeline() as pipe:
-        pipe.hset(f"{queue}.msgs", mapping=copies)  # type: ignore[arg-type]
+        pipe.hset(PHOTO_KEYS.messages, mapping=copies)  # type: ignore[arg-type]
         pipe.delete(queue)
         pipe.rpush(queue, *order)
         pipe.execute()
@@ -413,8 +414,7 @@ def test_every_message_delivered_twice(stack: MakeStack) -> None:
     # late duplicate that paid again would be counted.
     wait_until(
         lambda: all(
-            client.hlen(f"{NAMESPACE}:{name}.msgs") == 0
-            for name in (PHOTO_QUEUE, f"{PHOTO_QUEUE}.DQ")
+            client.hlen(key) == 0 for key in (PHOTO_KEYS.messages, PHOTO_KEYS.delayed_messages)
         ),
         timeout=60,
         what="the photo queues to drain",
