@@ -92,9 +92,9 @@ class AnthropicProvider:
         """The Messages API request, as JSON bytes: the image block first, then the prompt, and
         the one tool the model must call.
 
-        Encoding the ~0.5 MB base64 string of the image as JSON took ~2 ms of CPU a call (the
-        SDK's encoder checks every character for escapes; base64 never needs one): the rest of
-        the request is encoded with a placeholder, and the base64 bytes go in its place.
+        The image's base64 string is most of the request, and the SDK's JSON encoder would check
+        every character of it for escapes, which base64 never needs: the rest of the request is
+        encoded with a placeholder, and the base64 bytes go in its place.
         """
         request = {
             "max_tokens": max_tokens,

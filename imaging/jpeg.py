@@ -2,7 +2,7 @@
 carry EXIF, GPS, XMP, ICC profiles, maker notes or comments.
 
 Used by the preflight for a JPEG that needs no pixel work (upright, small enough): removing the
-segments costs a scan of the file, where decoding and re-encoding it cost ~10 ms of CPU a photo.
+segments is one scan of the file, where decoding and re-encoding it is pixel work, and lossy.
 Anything unusual returns None and the caller decodes instead: the walk never guesses.
 """
 

@@ -4,9 +4,9 @@ Vision models downscale anything above ~1.15 MP / 1568 px on the long edge serve
 and bill roughly width × height / 750 tokens, so sending more only costs bandwidth and money.
 
 A JPEG that is already upright and within the limits (what a client that shrinks before uploading
-sends) keeps its compressed pixels: only its metadata segments are cut out (imaging/jpeg.py), for
-~4 % of the CPU of a decode and re-encode. Everything else is decoded, turned, shrunk and
-re-encoded.
+sends) keeps its compressed pixels: only its metadata segments are cut out (imaging/jpeg.py),
+without the pixel work and the quality loss of a decode and re-encode. Everything else is decoded,
+turned, shrunk and re-encoded.
 """
 
 from __future__ import annotations
@@ -93,8 +93,7 @@ def image_preflight(data: bytes) -> PreparedImage:
         # Shrink first, then turn upright: the quarter turn of a phone photo then moves a third
         # of the pixels. The target is symmetric in width and height: the order changes nothing.
         # BICUBIC, not LANCZOS: after the reduced-scale decode the step left is small (12 MP:
-        # 2016 → 1238 px), where the two look alike, and BICUBIC costs ~20 ms less of the
-        # preflight's ~140 ms (docs/benchmarks.md, preflight).
+        # 2016 → 1238 px), where the two look alike, and BICUBIC is the cheaper filter of the two.
         if rgb.size != (width, height):
             rgb = rgb.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=2.0)
         ImageOps.exif_transpose(rgb, in_place=True)
@@ -108,8 +107,8 @@ def image_preflight(data: bytes) -> PreparedImage:
         out = io.BytesIO()
         # No exif=, no icc_profile=, an empty comment (Pillow copies a JPEG's COM segment
         # otherwise): nothing of the original's metadata is written. No optimize=: its extra
-        # Huffman pass held the GIL for half a worker's CPU time for 4-7 % fewer bytes
-        # (docs/benchmarks.md); the provider bills pixels, not bytes.
+        # Huffman pass holds the GIL, stalling the worker's other threads, to save a few bytes;
+        # the provider bills pixels, not bytes.
         rgb.save(out, format="JPEG", quality=JPEG_QUALITY, comment=b"")
     return PreparedImage(
         data=out.getvalue(),

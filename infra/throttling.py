@@ -152,9 +152,9 @@ def _incr(key: str, window_s: int) -> int:
 
 def _redis_for(alias: str) -> redis.Redis:
     """A Redis client on the server of the cache `alias` (its first LOCATION, its socket
-    options), kept per process. Django's RedisCache builds a new client object per call (the
-    response-callback table: ~0.4 ms of CPU) and does EXISTS before INCR; the counter needs
-    neither. Keyed by the configuration, so a settings change gets a new client."""
+    options), kept per process. Django's RedisCache builds a new client object per call (its
+    response-callback table included) and does EXISTS before INCR; the counter needs neither.
+    Keyed by the configuration, so a settings change gets a new client."""
     config: dict[str, Any] = settings.CACHES[alias]
     location = config["LOCATION"]
     if not isinstance(location, str):

@@ -15,8 +15,7 @@ TTL_S = 60.0
 class DatabaseVolumeCatalogue:
     """The whole catalogue, read once a minute per process: the key list for the prompt and the
     volumes for the result come from the same read, and a photo's analysis costs no query for
-    them (the worker's hottest path, docs/benchmarks.md). A staff edit reaches both within a
-    minute."""
+    them (the worker's hottest path). A staff edit reaches both within a minute."""
 
     def __init__(self) -> None:
         self._volumes: dict[str, Decimal] = {}

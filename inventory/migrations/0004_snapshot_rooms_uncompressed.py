@@ -1,9 +1,9 @@
 """PostgreSQL: store a snapshot's `rooms` out of line without trying to compress it.
 
 `rooms` lists every photo id of the project. Random UUIDs do not compress, and PostgreSQL's
-default (pglz) finds that out only after trying: at 50,000 photos (2 MB of JSON) the INSERT took
-47 ms with pglz, which stored it uncompressed anyway, and 8 ms with EXTERNAL storage
-(docs/benchmarks.md, change 13). Other databases have no such setting: nothing to do there.
+default (pglz) finds that out only after trying, on every write of a large value, and then stores
+it uncompressed anyway; EXTERNAL storage keeps it out of line without the attempt. Other databases
+have no such setting: nothing to do there.
 """
 
 from __future__ import annotations
