@@ -1,36 +1,42 @@
-"""The AI metrics dashboard's figures: one window of AiMetric rows, aggregated in the database.
+"""The AI metrics dashboard's figures: one window of AiMetric calls.
 
-Used by the admin page (`aimetrics.views`) and `manage.py ai_metrics_report`. On PostgreSQL the
-totals, latencies and costs come from hourly rollups kept by triggers (`dashboard_rollup`: exact
-counts and sums, percentiles within 1 %); elsewhere (SQLite, in development) from the raw rows
-(`dashboard_raw`: exact, percentiles computed in Python). Distinct photos, failures by error type
-and retried photos are counted over the raw rows on every database, through the indexes declared
-on `AiMetric` (see its Meta).
+Used by the admin page (`aimetrics.views`) and `manage.py ai_metrics_report`. Totals, latency,
+failures, photos and costs come from `aimetrics.figures` (the hourly rollups for the whole UTC
+hours of the window, AiMetric for the rest: exact, percentiles within 1 %); the retried photos
+from the raw rows, through the partial index `aimetric_retried_created`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Any
 
-from django.db import connection, transaction
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
-from aimetrics import dashboard_raw, dashboard_rollup
-from aimetrics.dashboard_raw import count_rows
+from aimetrics.figures import (
+    Cut,
+    Series,
+    bucket_bounds,
+    call_sums,
+    latency_histograms,
+    photo_count,
+    project_sums,
+    read_consistent,
+)
 from aimetrics.models import AiMetric
+from aimetrics.rollup import SUMS, latency_percentile, usd
 from aimetrics.windows import Window
 
-Method = Literal["rollup", "raw", "python"]
 PERCENTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 USD_PLACES = Decimal("0.000001")  # AiMetric.cost_usd has 6 decimal places
 RETRIED_KEYS = ["photo_id", "project_id"]  # a list: the rows are plain dicts to the type checker
+CALL = ["provider", "model", "operation"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,173 +153,143 @@ class Dashboard:
 
 
 def dashboard_build(
-    *,
-    since: datetime,
-    until: datetime,
-    top_projects: int = 10,
-    retried_limit: int = 50,
-    method: Method | None = None,
+    *, since: datetime, until: datetime, top_projects: int = 10, retried_limit: int = 50
 ) -> Dashboard:
-    """All the dashboard's figures for `since` ≤ created_at < `until`, in six to eight queries.
-
-    `method`: None picks "rollup" on PostgreSQL, "python" elsewhere (`dashboard_method`).
-    - "rollup" (PostgreSQL): the hourly rollups for the whole hours of the window, the raw rows
-      for the rest (`dashboard_rollup`); every count, sum and cost exact, latency percentiles
-      within 1 % of percentile_cont.
-    - "raw" (PostgreSQL): every figure from the raw rows, percentiles with percentile_cont (and
-      the queries of `dashboard_pg`); exact, but seconds at a million rows.
-    - "python": the raw rows, percentiles computed in Python, on any database (SQLite).
-    Tests compare the three on the same rows.
-    """
-    method = method or dashboard_method()
-    if method != "python" and connection.vendor != "postgresql":
-        raise ValueError(f"the {method!r} method needs PostgreSQL")
+    """All the dashboard's figures for `since` ≤ created_at < `until`, in at most ten queries."""
     window = Window(since=since, until=until)
+    figures = read_consistent(lambda watermark: _Figures.read(window, watermark))
     rows = AiMetric.objects.filter(created_at__gte=since, created_at__lt=until).order_by()
-    with _aggregate_settings(method):
-        summary, by_call, series = _figures(rows, window, method)
-        photos = _photos(rows, window, method)
-        failures = _failures(rows)
-        retried, retried_count = _retried(rows, retried_limit)
-        by_project = _projects(rows, window, method, top_projects)
-    buckets = [_time_bucket(row) for row in series]
+    retried, retried_count = _retried(rows, retried_limit)
+    series = figures.series()
     return Dashboard(
         window=window,
-        summary=_summary(summary, photos),
-        by_call=[_call_stats(row) for row in by_call],
-        failures=failures,
+        summary=figures.summary(),
+        by_call=figures.by_call(),
+        failures=figures.failures(),
         retried_photos=retried,
         retried_photo_count=retried_count,
-        series=buckets,
-        cost_by_day=_by_day(buckets),
-        cost_by_project=by_project,
+        series=series,
+        cost_by_day=_by_day(series),
+        cost_by_project=figures.projects(top_projects),
     )
 
 
-def dashboard_method() -> Method:
-    """What `dashboard_build` uses by default on this database."""
-    return "rollup" if connection.vendor == "postgresql" else "python"
+@dataclass(frozen=True)
+class _Figures:
+    """What `aimetrics.figures` returns for a window, at one position of the watermark."""
 
+    calls: list[dict[str, Any]]  # per bucket of the series and call key
+    by_call_latency: dict[tuple[Any, ...], dict[int, int]]
+    series_latency: dict[tuple[Any, ...], dict[int, int]]
+    projects_: list[dict[str, Any]]
+    photos: int
 
-@contextmanager
-def _aggregate_settings(method: Method) -> Iterator[None]:
-    """On PostgreSQL: sorts of a large window in memory rather than on disk, and no JIT, whose
-    compile time costs more than it saves here (measured at 1M rows: README, "AI metrics")."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    settings = {"work_mem": "64MB", "jit": "off"}
-    if method == "rollup":  # small reads: starting parallel workers costs more than it saves
-        settings["max_parallel_workers_per_gather"] = "0"
-    with transaction.atomic(), connection.cursor() as cursor:
-        # One statement for all (set_config(…, true) is SET LOCAL): names and values are ours.
-        cursor.execute(
-            "SELECT " + ", ".join(f"set_config('{k}', '{v}', true)" for k, v in settings.items())
+    @classmethod
+    def read(cls, window: Window, watermark: int) -> _Figures:
+        whole = Cut.of([(window.since, window.until)], watermark=watermark)
+        # Buckets' edges may fall inside UTC hours (zones not a whole number of hours off UTC):
+        # those hours are then read from AiMetric, so that each row lands in its own bucket.
+        buckets = Cut.of([b[1:] for b in bucket_bounds(window)], watermark=watermark)
+        series = Series.of(window)
+        return cls(
+            calls=call_sums(buckets, series=series),
+            by_call_latency=latency_histograms(whole, by=CALL),
+            series_latency=latency_histograms(buckets, series=series),
+            projects_=project_sums(whole),
+            photos=photo_count(window, watermark=watermark),
         )
-        yield
 
+    def _totals(self, key: Callable[[dict[str, Any]], Any]) -> dict[Any, dict[str, Any]]:
+        """The calls' sums added up per `key(row)`, with the successful calls counted."""
+        totals: dict[Any, dict[str, Any]] = {}
+        for row in self.calls:
+            group = totals.setdefault(key(row), dict.fromkeys(("successes", *SUMS), 0))
+            for name in SUMS:
+                group[name] += row[name]
+            if row["success"]:
+                group["successes"] += row["calls"]
+        return totals
 
-def _usd(value: Decimal) -> Decimal:
-    # Exact on PostgreSQL already (numeric); on SQLite, sums of decimals come back as floats.
-    return value.quantize(USD_PLACES, ROUND_HALF_UP)
+    @staticmethod
+    def _fields(totals: dict[str, Any], histogram: dict[int, int]) -> dict[str, Any]:
+        calls = totals["calls"]
+        return {
+            "calls": calls,
+            "successes": totals["successes"],
+            "latency": Latency(
+                mean=totals["latency_ms_sum"] / calls if calls else None,
+                **{name: latency_percentile(histogram, f) for name, f in PERCENTILES.items()},
+            ),
+            "tokens_in": totals["tokens_in"],
+            "tokens_out": totals["tokens_out"],
+            "cost_usd": usd(totals["cost_usd"]),
+        }
 
-
-def _figures(
-    rows: QuerySet[AiMetric], window: Window, method: Method
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Totals and latency of the whole window, per call and per bucket, as rows."""
-    if method == "rollup":
-        figures = dashboard_rollup.figures(
-            window, percentiles=PERCENTILES, series_percentiles={"p95": PERCENTILES["p95"]}
+    def summary(self) -> Summary:
+        totals = self._totals(lambda row: None).get(None) or dict.fromkeys(("successes", *SUMS), 0)
+        histogram: dict[int, int] = defaultdict(int)
+        for call in self.by_call_latency.values():
+            for edge, count in call.items():
+                histogram[edge] += count
+        fields = self._fields(totals, histogram)
+        photos = self.photos
+        cost_per_photo = (
+            (fields["cost_usd"] / photos).quantize(USD_PLACES, ROUND_HALF_UP) if photos else None
         )
-        return figures.summary, figures.by_call, figures.series
-    options: dict[str, Any] = {"in_sql": method == "raw", "percentiles": PERCENTILES}
-    return (
-        dashboard_raw.summary_row(rows, **options),
-        dashboard_raw.by_call_rows(rows, window, **options),
-        dashboard_raw.series_rows(rows, window, **options),
-    )
+        return Summary(**fields, photos=photos, cost_per_photo=cost_per_photo)
 
+    def by_call(self) -> list[CallStats]:
+        totals = self._totals(lambda row: tuple(row[k] for k in CALL))
+        return [
+            CallStats(
+                **self._fields(totals[key], self.by_call_latency.get(key, {})),
+                provider=key[0],
+                model=key[1],
+                operation=key[2],
+            )
+            for key in sorted(totals)
+        ]
 
-def _photos(rows: QuerySet[AiMetric], window: Window, method: Method) -> int:
-    """Distinct photos with a call in the window (exact on every path)."""
-    if method == "rollup":
-        return dashboard_rollup.photos(window)
-    return rows.filter(photo_id__isnull=False).values("photo_id").distinct().count()
+    def series(self) -> list[TimeBucket]:
+        totals = self._totals(lambda row: row["start"])
+        return [
+            TimeBucket(
+                start=start,
+                calls=group["calls"],
+                failures=group["calls"] - group["successes"],
+                p95=latency_percentile(self.series_latency.get((start,), {}), PERCENTILES["p95"]),
+                tokens_in=group["tokens_in"],
+                tokens_out=group["tokens_out"],
+                cost_usd=usd(group["cost_usd"]),
+            )
+            for start, group in sorted(totals.items())
+        ]
 
+    def failures(self) -> list[FailureCount]:
+        counts: dict[str, int] = defaultdict(int)
+        for row in self.calls:
+            if not row["success"]:
+                counts[row["error"]] += row["calls"]
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return [FailureCount(error_type=error, calls=calls) for error, calls in ordered]
 
-def _projects(
-    rows: QuerySet[AiMetric], window: Window, method: Method, top: int
-) -> list[ProjectCost]:
-    if method == "rollup":
-        groups = dashboard_rollup.projects(window, top=top)
-    else:
-        groups = dashboard_raw.project_rows(rows, top=top)
-    return [ProjectCost(**(g | {"cost_usd": _usd(g["cost_usd"])})) for g in groups]
-
-
-def _latency(row: dict[str, Any]) -> Latency:
-    mean = row["mean"]
-    return Latency(
-        mean=float(mean) if mean is not None else None,
-        p50=row["p50"],
-        p95=row["p95"],
-        p99=row["p99"],
-    )
-
-
-def _totals_fields(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "calls": row["calls"],
-        "successes": row["successes"],
-        "latency": _latency(row),
-        "tokens_in": row["tokens_in"],
-        "tokens_out": row["tokens_out"],
-        "cost_usd": _usd(row["cost_usd"]),
-    }
-
-
-def _summary(row: dict[str, Any], photos: int) -> Summary:
-    cost_per_photo = (
-        (row["cost_usd"] / photos).quantize(USD_PLACES, ROUND_HALF_UP) if photos else None
-    )
-    return Summary(**_totals_fields(row), photos=photos, cost_per_photo=cost_per_photo)
-
-
-def _call_stats(row: dict[str, Any]) -> CallStats:
-    return CallStats(
-        **_totals_fields(row),
-        provider=row["provider"],
-        model=row["model"],
-        operation=row["operation"],
-    )
-
-
-def _time_bucket(row: dict[str, Any]) -> TimeBucket:
-    return TimeBucket(
-        start=row["start"],
-        calls=row["calls"],
-        failures=row["failures"],
-        p95=row["p95"],
-        tokens_in=row["tokens_in"],
-        tokens_out=row["tokens_out"],
-        cost_usd=_usd(row["cost_usd"]),
-    )
-
-
-def _failures(rows: QuerySet[AiMetric]) -> list[FailureCount]:
-    groups = (
-        rows.filter(success=False)
-        .values("error_type")
-        .annotate(calls=count_rows())
-        .order_by("-calls", "error_type")
-    )
-    return [FailureCount(error_type=g["error_type"] or "", calls=g["calls"]) for g in groups]
+    def projects(self, top: int) -> list[ProjectCost]:
+        ordered = sorted(self.projects_, key=lambda g: (-g["cost_usd"], g["project_id"]))
+        return [
+            ProjectCost(
+                project_id=g["project_id"],
+                calls=g["calls"],
+                tokens_in=g["tokens_in"],
+                tokens_out=g["tokens_out"],
+                cost_usd=usd(g["cost_usd"]),
+            )
+            for g in ordered[:top]
+        ]
 
 
 def _retried(rows: QuerySet[AiMetric], limit: int) -> tuple[list[RetriedPhoto], int]:
     """The most retried photos. Picked first by a GROUP BY with two max() only, then summed for
-    those alone: numeric sums for every retried photo doubled the time (README, "AI metrics")."""
+    those alone: numeric sums for every retried photo would cost more than the pick itself."""
     retried = rows.filter(retries__gt=0, photo_id__isnull=False)
     top = list(
         retried.values(*RETRIED_KEYS)
@@ -324,7 +300,10 @@ def _retried(rows: QuerySet[AiMetric], limit: int) -> tuple[list[RetriedPhoto], 
         retried.filter(photo_id__in=[g["photo_id"] for g in top])
         .values(*RETRIED_KEYS)
         .annotate(
-            calls=count_rows(), failures=count_rows(Q(success=False)), cost_usd=Sum("cost_usd")
+            # COUNT(created_at): a column of the partial index, so the heap is not read for it
+            calls=Count("created_at"),
+            failures=Count("created_at", filter=Q(success=False)),
+            cost_usd=Sum("cost_usd"),
         )
         .order_by()
     )
@@ -337,7 +316,7 @@ def _retried(rows: QuerySet[AiMetric], limit: int) -> tuple[list[RetriedPhoto], 
                 **g,
                 calls=totals["calls"],
                 failures=totals["failures"],
-                cost_usd=_usd(totals["cost_usd"]),
+                cost_usd=usd(totals["cost_usd"]),
             )
         )
     if len(photos) < limit:

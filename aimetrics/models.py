@@ -10,9 +10,9 @@ from django.utils.translation import gettext_lazy as _
 class AiMetric(models.Model):
     """One AI provider call: who answered, how fast, at what cost, and how it ended.
 
-    Append-only in our code (written by `aimetric_record`, read-only in the admin). On PostgreSQL
-    triggers keep the hourly rollups below equal to the sums of these rows whatever writes them:
-    INSERT (one row or many), UPDATE, DELETE and TRUNCATE (migration 0003).
+    Append-only (written by `aimetric_record`, read-only in the admin): `aimetric_rollup` sums the
+    rows into the hourly tables below once, by id (aimetrics/rollup.py). A row changed or deleted
+    after that stays counted as it was until `manage.py aimetrics_rollup --rebuild`.
     """
 
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -36,8 +36,9 @@ class AiMetric(models.Model):
         verbose_name = _("AI metric")
         verbose_name_plural = _("AI metrics")
         ordering = ["-created_at"]
-        # The dashboard (aimetrics/dashboard.py) and /metrics read these with index-only scans,
-        # never the heap, whose `meta` makes it four times larger (measured: README).
+        # The rows not rolled up yet are read by id (the primary key) and, at a window's edges,
+        # by created_at with an index-only scan, never a pass over the heap, whose `meta` makes it
+        # four times larger; the retried photos through their own partial index.
         indexes = [
             models.Index(
                 fields=["created_at"],
@@ -55,18 +56,6 @@ class AiMetric(models.Model):
                 ],
                 name="aimetric_created_cover",
             ),
-            # Figures per provider/model/operation come out in index order: no sort of the rows.
-            models.Index(
-                fields=["provider", "model", "operation", "created_at"],
-                include=["latency_ms", "success", "tokens_in", "tokens_out", "cost_usd"],
-                name="aimetric_call_created",
-            ),
-            models.Index(
-                fields=["created_at"],
-                include=["error_type", "provider", "model", "operation"],
-                condition=models.Q(success=False),
-                name="aimetric_failed_created",
-            ),
             models.Index(
                 fields=["created_at"],
                 include=["photo_id", "project_id", "retries", "success", "cost_usd"],
@@ -81,62 +70,81 @@ class AiMetric(models.Model):
         return f"{self.provider}/{self.operation} {outcome}"
 
 
-# --- Hourly rollups, written only by PostgreSQL triggers on AiMetric (migration 0003) -----------
-# The dashboard reads these for the whole UTC hours of its window (aimetrics/dashboard_rollup.py).
-# On SQLite the tables exist but stay empty: no triggers, the dashboard reads the raw rows there.
+# --- Hourly rollups, written only by `aimetric_rollup` (aimetrics/rollup.py) --------------------
+# Each holds the AiMetric rows with id <= AiMetricRollup.rolled_up_id, summed per UTC hour.
+
+
+class AiMetricRollup(models.Model):
+    """The one row (pk 1) saying how far the rollups go; locked by the job that moves it."""
+
+    rolled_up_id = models.BigIntegerField(default=0)  # rows with id <= this are summed below
+    # The highest id seen at `seen_at`: rolled up once every writer of an id up to it has ended.
+    seen_id = models.BigIntegerField(default=0)
+    seen_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"rolled up to id {self.rolled_up_id}"
 
 
 class AiMetricHour(models.Model):
-    """The calls of one UTC hour for one provider, model and operation, summed."""
+    """The calls of one UTC hour for one provider, model, operation and outcome, summed."""
 
-    pk = models.CompositePrimaryKey("hour", "provider", "model", "operation")
+    pk = models.CompositePrimaryKey(
+        "hour", "provider", "model", "operation", "success", "error_type"
+    )
     hour = models.DateTimeField()  # the start of the UTC hour
     provider = models.CharField(max_length=32)
     model = models.CharField(max_length=64)
     operation = models.CharField(max_length=32)
+    success = models.BooleanField()
+    error_type = models.CharField(max_length=20, blank=True)  # "" when none was recorded
     calls = models.BigIntegerField()
-    successes = models.BigIntegerField()
     latency_ms_sum = models.BigIntegerField()
     tokens_in = models.BigIntegerField()
     tokens_out = models.BigIntegerField()
-    cost_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=6)
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}h {self.provider}/{self.model}/{self.operation}"
 
 
 class AiMetricHourLatency(models.Model):
-    """A latency histogram: calls of one UTC hour and provider/model/operation per bucket.
+    """A latency histogram: the calls of one UTC hour, provider, model, operation and outcome
+    whose latency rounds up to `latency_le_ms` (the edges: `aimetrics.rollup.latency_bucket`)."""
 
-    Bucket b holds latencies in [γ^b, γ^(b+1)) ms with γ = 1.02, bucket -1 holds 0 ms: the SQL
-    functions `aimetric_latency_bucket` and `aimetric_latency_bucket_ms` (migration 0003).
-    """
-
-    pk = models.CompositePrimaryKey("hour", "provider", "model", "operation", "bucket")
+    pk = models.CompositePrimaryKey(
+        "hour", "provider", "model", "operation", "success", "latency_le_ms"
+    )
     hour = models.DateTimeField()
     provider = models.CharField(max_length=32)
     model = models.CharField(max_length=64)
     operation = models.CharField(max_length=32)
-    bucket = models.SmallIntegerField()
+    success = models.BooleanField()
+    latency_le_ms = models.BigIntegerField()
     calls = models.BigIntegerField()
 
     def __str__(self) -> str:
-        return f"{self.hour:%Y-%m-%d %H}h {self.provider}/{self.operation} bucket {self.bucket}"
+        return (
+            f"{self.hour:%Y-%m-%d %H}h {self.provider}/{self.operation} ≤ {self.latency_le_ms} ms"
+        )
 
 
 class AiMetricDayLatency(models.Model):
-    """The same histogram per UTC day: a 30-day window reads 30 of these instead of 720 hours."""
+    """The same histograms per UTC day: a month's window reads 30 of these, not 720 hours'."""
 
-    pk = models.CompositePrimaryKey("day", "provider", "model", "operation", "bucket")
+    pk = models.CompositePrimaryKey(
+        "day", "provider", "model", "operation", "success", "latency_le_ms"
+    )
     day = models.DateTimeField()  # UTC midnight
     provider = models.CharField(max_length=32)
     model = models.CharField(max_length=64)
     operation = models.CharField(max_length=32)
-    bucket = models.SmallIntegerField()
+    success = models.BooleanField()
+    latency_le_ms = models.BigIntegerField()
     calls = models.BigIntegerField()
 
     def __str__(self) -> str:
-        return f"{self.day:%Y-%m-%d} {self.provider}/{self.operation} bucket {self.bucket}"
+        return f"{self.day:%Y-%m-%d} {self.provider}/{self.operation} ≤ {self.latency_le_ms} ms"
 
 
 class AiMetricHourProject(models.Model):
@@ -148,46 +156,24 @@ class AiMetricHourProject(models.Model):
     calls = models.BigIntegerField()
     tokens_in = models.BigIntegerField()
     tokens_out = models.BigIntegerField()
-    cost_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=6)
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}h project {self.project_id}"
 
 
-class AiMetricPhoto(models.Model):
-    """Calls per photo, all time. The trigger locks a photo's row here before it changes the
-    photo's hours below, so that two writers never link the same photo's hours concurrently."""
-
-    photo_id = models.UUIDField(primary_key=True)
-    calls = models.BigIntegerField()
-
-    def __str__(self) -> str:
-        return f"photo {self.photo_id}"
-
-
 class AiMetricPhotoHour(models.Model):
-    """A UTC hour in which a photo had calls, linked to the photo's previous such hour
-    (-infinity for its first: read that column in SQL, psycopg cannot load it as a datetime)."""
+    """A UTC hour in which a photo had calls, with the photo's previous such hour (None for its
+    first). The photos with calls in the hours [a, b) are the rows with a <= hour < b whose
+    previous hour is before a or None: each photo counted once, at its first hour in the range."""
 
     pk = models.CompositePrimaryKey("photo_id", "hour")
     photo_id = models.UUIDField()
     hour = models.DateTimeField()
-    calls = models.BigIntegerField()
-    previous_hour = models.DateTimeField()
+    previous_hour = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["hour", "previous_hour"], name="aimetricphotohour_hour")]
 
     def __str__(self) -> str:
         return f"photo {self.photo_id} {self.hour:%Y-%m-%d %H}h"
-
-
-class AiMetricHourPhotoCount(models.Model):
-    """The rows of AiMetricPhotoHour counted per hour and previous hour. The distinct photos with
-    calls in the hours [a, b) are the sum over a ≤ hour < b and previous_hour < a: each photo is
-    counted at its first hour in the range, exactly."""
-
-    pk = models.CompositePrimaryKey("hour", "previous_hour")
-    hour = models.DateTimeField()
-    previous_hour = models.DateTimeField()  # -infinity: the photo's first hour
-    photos = models.BigIntegerField()
-
-    def __str__(self) -> str:
-        return f"{self.hour:%Y-%m-%d %H}h: {self.photos} photos"

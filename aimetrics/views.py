@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from aimetrics.charts import Point, bar_chart, column_chart, line_chart
-from aimetrics.dashboard import Dashboard, dashboard_build, dashboard_method
+from aimetrics.dashboard import Dashboard, dashboard_build
 from aimetrics.forms import DEFAULT_WINDOW, DashboardWindowForm
 from aimetrics.models import AiMetric
 
@@ -80,5 +80,4 @@ def _page(dashboard: Dashboard) -> dict[str, Any]:
             for project in dashboard.cost_by_project
         ],
         "changelist": reverse("admin:aimetrics_aimetric_changelist"),
-        "approximate_percentiles": dashboard_method() == "rollup",
     }

@@ -128,10 +128,14 @@ class Bench:
         """No photos, metrics or snapshots left from an earlier section (and no messages)."""
         from django.db import connection
 
+        from aimetrics.models import AiMetricRollup
+        from aimetrics.rollup import ROLLUPS
+
         with connection.cursor() as cursor:
             cursor.execute(
-                "TRUNCATE photos_provideranswer, photos_photo, aimetrics_aimetric,"
-                " inventory_inventorysnapshot"
+                "TRUNCATE photos_provideranswer, photos_photo, aimetrics_aimetric, inventory_inventorysnapshot, "
+                + ", ".join(model._meta.db_table for model in ROLLUPS)
+                + f", {AiMetricRollup._meta.db_table}"
             )
             cursor.execute("UPDATE photos_project SET inventory_sync_requested_at = NULL")
         self.flush_redis()

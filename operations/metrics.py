@@ -4,9 +4,10 @@ Access: `Authorization: Bearer <METRICS_TOKEN>`, or a client address inside
 `METRICS_ALLOWED_NETWORKS`; anything else gets 403. Metric names are documented in README
 ("Prometheus").
 
-AI call counters are totals over the whole AiMetric table. Hours that ended more than
-`SETTLE_AFTER` ago are summed once per hour per process and kept; each scrape adds only the rows
-since then, so a scrape stays cheap however large the table grows.
+AI call counters are totals over the whole AiMetric table, from `aimetrics.figures.aimetric_totals`
+(the hourly rollups plus the rows not rolled up yet: the dashboard's computation). Hours that
+ended more than `SETTLE_AFTER` ago are summed once per hour per process and kept; each scrape adds
+only the figures since then, so a scrape stays cheap however long the history grows.
 """
 
 from __future__ import annotations
@@ -37,18 +38,14 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from aimetrics.totals import (
-    CallKey,
-    CallTotals,
-    FailureKey,
-    aimetric_call_totals,
-    aimetric_failure_totals,
-)
+from aimetrics.figures import AiTotals, aimetric_totals
 from operations.queues import queue_stats
 from photos.models import Photo
 
 logger = logging.getLogger(__name__)
 
+# Each bound is an edge of the rollups' latency histogram (two significant digits), so the count
+# of calls at or under it is exact; tests/test_metrics.py checks that.
 LATENCY_BUCKETS_MS = (250, 500, 1000, 2000, 3000, 5000, 8000, 13000, 20000, 30000, 60000)
 # A row is counted in the cached, settled hours only once it is this old: far longer than any
 # insert takes to commit (AiMetric rows are written in autocommit, right after their call).
@@ -109,8 +106,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 @dataclass(frozen=True)
 class _Settled:
     until: datetime
-    calls: dict[CallKey, CallTotals]
-    failures: dict[FailureKey, int]
+    totals: AiTotals
 
 
 _settled: _Settled | None = None
@@ -129,28 +125,14 @@ def _settled_totals(now: datetime) -> _Settled:
     until = (now - SETTLE_AFTER).replace(minute=0, second=0, microsecond=0)
     with _settled_lock:
         if _settled is None or _settled.until != until:
-            _settled = _Settled(
-                until=until,
-                calls=aimetric_call_totals(buckets_ms=LATENCY_BUCKETS_MS, until=until),
-                failures=aimetric_failure_totals(until=until),
-            )
+            _settled = _Settled(until=until, totals=aimetric_totals(until=until))
         return _settled
 
 
-def ai_totals(
-    *, now: datetime | None = None
-) -> tuple[dict[CallKey, CallTotals], dict[FailureKey, int]]:
-    """All-time totals of AI calls: the cached settled hours plus the rows since."""
+def ai_totals(*, now: datetime | None = None) -> AiTotals:
+    """All-time totals of AI calls: the cached settled hours plus the figures since."""
     settled = _settled_totals(now or timezone.now())
-    recent_calls = aimetric_call_totals(buckets_ms=LATENCY_BUCKETS_MS, since=settled.until)
-    recent_failures = aimetric_failure_totals(since=settled.until)
-    calls = dict(settled.calls)
-    for call, totals in recent_calls.items():
-        calls[call] = calls[call] + totals if call in calls else totals
-    failures = dict(settled.failures)
-    for failure, count in recent_failures.items():
-        failures[failure] = failures.get(failure, 0) + count
-    return calls, failures
+    return settled.totals + aimetric_totals(since=settled.until)
 
 
 # --- The collector --------------------------------------------------------------------------
@@ -228,7 +210,7 @@ def _photo_metrics() -> Iterator[Metric]:
 
 
 def _ai_metrics() -> Iterator[Metric]:
-    calls, failures = ai_totals()
+    totals = ai_totals()
     labels = ["provider", "model", "operation", "outcome"]
     calls_total = CounterMetricFamily(
         "moverz_ai_calls", "AI provider calls (one per request).", labels=labels
@@ -250,27 +232,34 @@ def _ai_metrics() -> Iterator[Metric]:
         "BAD_INPUT, UNKNOWN).",
         labels=["provider", "model", "operation", "error_type"],
     )
+    outcomes: dict[tuple[str, str, str, bool], list[int]] = {}  # calls, latency sum
     costs: dict[tuple[str, str, str], float] = {}
     token_counts: dict[tuple[str, str, str], list[int]] = {}
-    for (provider, model, operation, success), totals in sorted(calls.items()):
-        names = [provider, model, operation, "success" if success else "failure"]
-        calls_total.add_metric(names, totals.calls)
-        buckets = [
-            (floatToGoString(bound / 1000), count)
-            for bound, count in zip(LATENCY_BUCKETS_MS, totals.buckets, strict=True)
-        ]
-        latency.add_metric(
-            names, [*buckets, ("+Inf", totals.calls)], sum_value=totals.latency_ms_sum / 1000
-        )
+    for (provider, model, operation, success, error_type), sums in sorted(totals.calls.items()):
         call = (provider, model, operation)
-        costs[call] = costs.get(call, 0.0) + float(totals.cost_usd)
+        outcome = outcomes.setdefault((*call, success), [0, 0])
+        outcome[0] += sums.calls
+        outcome[1] += sums.latency_ms_sum
+        costs[call] = costs.get(call, 0.0) + float(sums.cost_usd)
         counts = token_counts.setdefault(call, [0, 0])
-        counts[0] += totals.tokens_in
-        counts[1] += totals.tokens_out
+        counts[0] += sums.tokens_in
+        counts[1] += sums.tokens_out
+        if not success:
+            failed.add_metric([*call, error_type], sums.calls)
+    for (provider, model, operation, success), (calls, latency_ms_sum) in outcomes.items():
+        names = [provider, model, operation, "success" if success else "failure"]
+        calls_total.add_metric(names, calls)
+        histogram = totals.latency.get((provider, model, operation, success), {})
+        buckets = [
+            (
+                floatToGoString(bound / 1000),
+                sum(count for edge, count in histogram.items() if edge <= bound),
+            )
+            for bound in LATENCY_BUCKETS_MS
+        ]
+        latency.add_metric(names, [*buckets, ("+Inf", calls)], sum_value=latency_ms_sum / 1000)
     for call, (tokens_in, tokens_out) in token_counts.items():
         tokens.add_metric([*call, "in"], tokens_in)
         tokens.add_metric([*call, "out"], tokens_out)
         cost.add_metric(list(call), costs[call])
-    for (provider, model, operation, error_type), count in sorted(failures.items()):
-        failed.add_metric([provider, model, operation, error_type], count)
     yield from (calls_total, failed, latency, tokens, cost)

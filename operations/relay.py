@@ -38,11 +38,14 @@ def relay_loop() -> None:
     from django.conf import settings
     from django.db import close_old_connections
 
+    from aimetrics.rollup import aimetric_rollup
+
     interval = settings.RELAY_INTERVAL_S
     logger.info("relay started: a pass every %s s", interval)
     while True:
         try:
             photos_sent, syncs_sent = relay_once()
+            aimetric_rollup()  # the AI figures' hourly sums: a bounded batch, or nothing to do
             if photos_sent or syncs_sent:
                 logger.warning(
                     "relay re-sent %d photo message(s) and %d inventory sync(s)",

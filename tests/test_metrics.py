@@ -25,6 +25,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from aimetrics.rollup import aimetric_rollup, latency_bucket
 from operations import metrics
 from photos.models import Photo
 from tests.factories import make_photo
@@ -202,9 +203,29 @@ def test_settled_hours_are_summed_once_recent_rows_at_every_scrape() -> None:
     def reads(queries: CaptureQueriesContext) -> int:
         return sum("aimetrics_aimetric" in q["sql"] for q in queries.captured_queries)
 
-    assert (reads(first), reads(second)) == (4, 2)  # settled + recent, then recent only
+    # Each read: the rollups' watermark, the call sums, the latency histograms, the watermark.
+    assert (reads(first), reads(second)) == (8, 4)  # settled + recent, then recent only
     metrics.metrics_cache_clear()
     assert value(samples(scrape()), "moverz_ai_calls_total", **ok) == 3
+
+
+def test_the_counters_are_the_same_once_the_rows_are_rolled_up() -> None:
+    _ai_calls()
+    metric(timezone.now() - timedelta(days=40), latency_ms=13_000, cost="0.000001")
+
+    def ai_samples() -> Samples:
+        return {key: v for key, v in samples(scrape()).items() if key[0].startswith("moverz_ai_")}
+
+    before = ai_samples()
+    assert before
+    aimetric_rollup(settle=timedelta(0))
+    metrics.metrics_cache_clear()
+    assert ai_samples() == before
+
+
+def test_the_latency_bounds_are_edges_of_the_histogram() -> None:
+    """So "calls at most X seconds" is an exact count, not an estimate."""
+    assert all(latency_bucket(bound) == bound for bound in metrics.LATENCY_BUCKETS_MS)
 
 
 def test_a_section_that_fails_is_reported_and_the_others_still_arrive(
@@ -227,8 +248,9 @@ def test_a_scrape_reads_a_fixed_number_of_queries(django_assert_max_num_queries:
     for i in range(30):
         metric(timezone.now(), (f"provider{i}", "m", "detect_room"), latency_ms=10 * i)
     scrape()  # the settled hours are now cached
-    # queue_stats: photo and snapshot counts (2); photo statuses (1); AI calls (2).
-    with django_assert_max_num_queries(5):
+    # queue_stats: photo and snapshot counts (2); photo statuses (1); AI calls (4: the rollups'
+    # watermark, the call sums, the latency histograms, the watermark again).
+    with django_assert_max_num_queries(7):
         scrape()
 
 

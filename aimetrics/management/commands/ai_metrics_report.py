@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection
 
 from aimetrics.dashboard import Dashboard, dashboard_build
 from aimetrics.windows import WindowError, window_parse
@@ -141,12 +140,6 @@ class Command(BaseCommand):
         parser.add_argument(
             "--retried", type=int, default=50, help="Retried photos listed (default 50)."
         )
-        parser.add_argument(
-            "--exact",
-            action="store_true",
-            help="PostgreSQL: exact latency percentiles (percentile_cont over the raw rows; "
-            "seconds at a million rows) instead of the hourly histograms' (within 1 %%).",
-        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         for name in ("top", "retried"):
@@ -161,7 +154,6 @@ class Command(BaseCommand):
             until=window.until,
             top_projects=options["top"],
             retried_limit=options["retried"],
-            method="raw" if options["exact"] and connection.vendor == "postgresql" else None,
         )
         if options["format"] == "json":
             document = dataclasses.asdict(dashboard)
