@@ -38,10 +38,9 @@ class _Consumer(dramatiq_redis._RedisConsumer):
     Upstream, a consumer whose prefetch is used up (every worker thread busy) goes down the same
     path as one whose queue is empty: it sleeps with a backoff that doubles up to the worker
     timeout, and only then looks again. A worker thread that finishes therefore waits for the
-    consumer's sleep to end (on average ~95 ms with our 250 ms timeout) before its next message
-    is fetched: at 1 s of provider latency that was 8-12 % of the throughput (docs/benchmarks.md,
-    change 11). Here, at full prefetch, the consumer waits for an ack or a nack instead, and does
-    not count it as an idle miss; an empty queue still backs off as upstream.
+    consumer's sleep to end before its next message is fetched, a loss that grows with the
+    number of threads. Here, at full prefetch, the consumer waits for an ack or a nack instead,
+    and does not count it as an idle miss; an empty queue still backs off as upstream.
     """
 
     def __init__(self, broker: Any, queue_name: str, prefetch: int, timeout: int) -> None:

@@ -13,8 +13,8 @@ logger = logging.getLogger(__name__)
 class WarmAiEngine(dramatiq.Middleware):
     """Builds the configured AI engine (and imports its provider SDKs) as soon as a worker
     process has booted, instead of inside its first messages: that import takes seconds on a busy
-    machine, and every thread of a fresh process waited on it (the benchmark saw all 64 threads
-    of a new process stuck on the import lock for 5 s). Web processes never call this hook."""
+    machine, and every thread of a fresh process would wait on the import lock meanwhile. Web
+    processes never call this hook."""
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         from ai_engine.registry import engine_from_settings
