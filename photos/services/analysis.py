@@ -74,7 +74,7 @@ def photo_analyze(
         photo_recheck_later(photo_id=photo_id, delay_ms=claim.recheck_ms)
         return Outcome.BUSY
     try:
-        return _analyze_claimed(claim, engine=engine, provider=provider)
+        return _analyze_claimed(claim, engine=engine)
     except (OperationalError, InterfaceError):
         # Our database failed (a dropped connection), not the provider: hand the photo back and
         # let Dramatiq's retry of this message claim it again.
@@ -82,14 +82,8 @@ def photo_analyze(
         raise
 
 
-def _analyze_claimed(
-    claim: Claim, *, engine: AiEngine | None, provider: AiProvider | None
-) -> Outcome:
+def _analyze_claimed(claim: Claim, *, engine: AiEngine) -> Outcome:
     photo = claim.photo
-    if engine is None:
-        engine = (
-            AiEngine([provider]) if provider else engine_from_settings(redis_client=broker_redis())
-        )
     try:
         paid = _answers_paid_for(photo) if claim.answers_on_record else {}
         # Reading the image (S3: a network call) and the preflight (tens of ms of CPU for a
