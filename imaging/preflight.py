@@ -19,6 +19,7 @@ from PIL import ExifTags, Image, ImageOps
 from pillow_heif import register_heif_opener
 
 from imaging.jpeg import jpeg_strip_metadata
+from imaging.validation import OPENED_FORMATS
 
 register_heif_opener()
 
@@ -79,7 +80,7 @@ def image_preflight(data: bytes) -> PreparedImage:
     as_is = _jpeg_as_is(data)
     if as_is is not None:
         return as_is
-    with Image.open(io.BytesIO(data)) as image:
+    with Image.open(io.BytesIO(data), formats=OPENED_FORMATS) as image:
         original_width, original_height = image.size
         width, height = target_size(original_width, original_height)
         if image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with more images after it
@@ -125,7 +126,7 @@ def _jpeg_as_is(data: bytes) -> PreparedImage | None:
     if data[:3] != b"\xff\xd8\xff":
         return None
     try:
-        with Image.open(io.BytesIO(data)) as image:  # reads the headers only
+        with Image.open(io.BytesIO(data), formats=OPENED_FORMATS) as image:  # headers only
             # The orientation as the decode path sees it (EXIF, else XMP's tiff:Orientation).
             turned = image.getexif().get(ExifTags.Base.Orientation, 1) in TURNED
             plain = image.format in ("JPEG", "MPO") and image.mode == "RGB"

@@ -13,10 +13,30 @@ from PIL import Image, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
 register_heif_opener()  # phones send HEIC/HEIF
+Image.init()  # every plugin registered, so that `formats=` below can name the ones we run
 
 #: Pillow format name → the extension we store under.
 ACCEPTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIF": "heic"}
 ACCEPTED_NAMES = "JPEG, PNG, WebP or HEIC"
+#: The only Pillow plugins run on untrusted bytes: `Image.open` otherwise tries every plugin it
+#: has, and some (DDS with an unimplemented pixel format) raise what no caller expects. The JPEG
+#: plugin also opens MPO: a JPEG followed by more JPEGs (Ultra HDR gain maps, depth maps, stereo
+#: pairs: what phones write).
+OPENED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
+#: Formats we recognise to name them in the refusal, by their first bytes (no plugin runs on them).
+_OTHER_FORMATS = (
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"DDS ", "DDS"),
+    (b"8BPS", "PSD"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG2000"),
+    (b"\xff\x4f\xff\x51", "JPEG2000"),
+    (b"qoif", "QOI"),
+)
 # Decoding a JPEG at 1/8 scale reads every byte of its entropy-coded data (so truncation is
 # caught) at a fraction of the time and memory of a full decode.
 _DRAFT_EDGE = 256
@@ -81,9 +101,8 @@ def image_inspect(
         # Pillow only warns between 1x and 2x its own pixel limit: make that an error too.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(io.BytesIO(data)) as image:
-                # MPO is a JPEG followed by more JPEGs (Ultra HDR gain maps, depth maps, stereo
-                # pairs: what many phones write); its first image is the photo.
+            with Image.open(io.BytesIO(data), formats=OPENED_FORMATS) as image:
+                # An MPO's first image is the photo.
                 image_format = "JPEG" if image.format == "MPO" else image.format or "unknown"
                 width, height = image.size
                 if image_format not in ACCEPTED_FORMATS:
@@ -112,11 +131,20 @@ def image_inspect(
                 "The image declares too many pixels (a decompression bomb)."
             ) from None
         except UnidentifiedImageError:
+            other = next((name for magic, name in _OTHER_FORMATS if data.startswith(magic)), None)
+            if other is not None:
+                raise ImageRejected(
+                    f"Unsupported image format {other}; send {ACCEPTED_NAMES}."
+                ) from None
             raise ImageRejected(
                 f"The file is not an image (or not one we can read: send {ACCEPTED_NAMES})."
             ) from None
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageRejected(f"The image is damaged or truncated ({exc}).") from None
+        except Exception:  # any decoder failure on untrusted bytes is the file's, never a 500
+            # Not the decoder's own words: they name Pillow's internals, not what to do.
+            raise ImageRejected(
+                "The image is damaged or truncated (it cannot be decoded): send the original "
+                "file again."
+            ) from None
     return ImageInfo(image_format, ACCEPTED_FORMATS[image_format], width, height, len(data))
 
 
