@@ -629,8 +629,45 @@ def test_enqueue_with_an_unknown_room_type_is_400(api: APIClient, project: Proje
     response = _enqueue(api, photoId=str(photo.pk), roomType="ballroom")
 
     assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith("roomType: 'ballroom' is not a room type; send one of living_room,")
     photo.refresh_from_db()
     assert photo.queued_at is None
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("salon", "living_room"),  # the old API's own example
+        ("Cuisine", "kitchen"),
+        ("chambre", "bedroom"),
+        ("Salle de bain", "bathroom"),
+        ("salle-de-bains", "bathroom"),
+        ("Salle à manger", "dining_room"),
+        ("SALLE_A_MANGER", "dining_room"),
+        ("living room", "living_room"),
+        ("Living-Room", "living_room"),
+        ("sous-sol", "cellar"),
+        ("kitchen", "kitchen"),
+    ],
+)
+def test_old_clients_room_names_are_stored_as_our_keys(
+    api: APIClient,
+    project: Project,
+    django_capture_on_commit_callbacks: Any,
+    sent: str,
+    stored: str,
+) -> None:
+    uploaded = _upload(api, project, image_bytes(), roomType=sent)
+    photo = make_photo(project=project)
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueued = _enqueue(api, photoId=str(photo.pk), roomType=sent)
+
+    assert uploaded.status_code == 201, uploaded.json()
+    assert uploaded.json()["photo"]["roomType"] == stored
+    assert enqueued.status_code == 202, enqueued.json()
+    photo.refresh_from_db()
+    assert photo.room_type == stored
 
 
 def test_enqueue_of_an_unknown_photo_is_404(api: APIClient, photo_queue: Any) -> None:

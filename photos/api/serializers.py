@@ -9,8 +9,28 @@ from rest_framework import serializers
 
 from ai_engine.types import ROOM_TYPES
 from photos.models import Photo, Project
+from photos.rooms import room_type_key
 
 ROOM_TYPE_CHOICES = list(ROOM_TYPES)
+
+
+class RoomTypeField(serializers.ChoiceField):
+    """A room type: our key, or its English or French name (`"salon"`, `"Salle de bain"`), stored
+    as the key. The schema lists the keys."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=ROOM_TYPE_CHOICES, **kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if data == "" and self.allow_blank:
+            return ""
+        key = room_type_key(data) if isinstance(data, str) else None
+        if key is None:
+            raise serializers.ValidationError(
+                f"{str(data)[:50]!r} is not a room type; send one of "
+                f"{', '.join(ROOM_TYPE_CHOICES)} (or its English or French name)."
+            )
+        return key
 
 
 class ProjectSerializer(serializers.ModelSerializer[Project]):
@@ -103,7 +123,7 @@ class PhotoUploadSerializer(serializers.Serializer[Any]):
     image = serializers.FileField(allow_empty_file=True)
     projectId = serializers.UUIDField()
     # A form has no null: an empty value means "detect the room" (as leaving it out does).
-    roomType = serializers.ChoiceField(choices=ROOM_TYPE_CHOICES, required=False, allow_blank=True)
+    roomType = RoomTypeField(required=False, allow_blank=True)
     enqueue = serializers.BooleanField(required=False, default=False)
 
 
@@ -114,7 +134,7 @@ class PhotoListQuerySerializer(serializers.Serializer[Any]):
 
 class EnqueueRequestSerializer(serializers.Serializer[Any]):
     photoId = serializers.UUIDField()
-    roomType = serializers.ChoiceField(choices=ROOM_TYPE_CHOICES, required=False, allow_null=True)
+    roomType = RoomTypeField(required=False, allow_null=True)
     force = serializers.BooleanField(required=False, default=False)
     userId = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="Ignored (old clients)."

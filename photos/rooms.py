@@ -1,0 +1,76 @@
+"""Room names as clients send them: our keys, their English and French names, common variants.
+
+The Node clients (and the old API's own examples) send French names (`"salon"`, `"cuisine"`,
+`"salle de bain"`): each name a household or an old client may send is stored as its canonical
+key. Matching ignores case, accents, and spaces, underscores, hyphens and apostrophes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from ai_engine.types import ROOM_TYPES
+
+#: Canonical key → the other names it goes by (English, then French).
+_NAMES: dict[str, tuple[str, ...]] = {
+    "living_room": (
+        "living",
+        "lounge",
+        "sitting room",
+        "family room",
+        "salon",
+        "sejour",
+        "salle de sejour",
+        "piece a vivre",
+        "piece de vie",
+    ),
+    "kitchen": ("cuisine", "kitchenette"),
+    "bedroom": ("chambre", "chambre a coucher", "master bedroom", "guest room", "chambre d amis"),
+    "bathroom": (
+        "bath",
+        "restroom",
+        "toilet",
+        "toilets",
+        "wc",
+        "salle de bain",
+        "salle de bains",
+        "salle d eau",
+        "toilettes",
+    ),
+    "dining_room": ("dining", "salle a manger"),
+    "office": ("study", "home office", "bureau"),
+    "hallway": ("hall", "corridor", "entrance", "entryway", "couloir", "entree", "vestibule"),
+    "garage": ("carport",),
+    "cellar": ("basement", "cave", "sous sol"),
+    "attic": ("loft", "grenier", "combles"),
+    "outdoor": (
+        "outside",
+        "garden",
+        "yard",
+        "patio",
+        "terrace",
+        "balcony",
+        "exterieur",
+        "jardin",
+        "terrasse",
+        "balcon",
+    ),
+    "other": ("autre",),
+}
+
+
+def _normal(name: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    bare = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return " ".join(re.split(r"[\s_\-'’]+", bare)).strip()
+
+
+_KEYS: dict[str, str] = {
+    _normal(name): key for key in ROOM_TYPES for name in (key, *_NAMES.get(key, ()))
+}
+
+
+def room_type_key(name: str) -> str | None:
+    """The canonical room key for a name a client sent, or None for a name we do not know."""
+    return _KEYS.get(_normal(name))
