@@ -84,7 +84,7 @@ class AnthropicProvider:
         for block in message.content:
             if block.type == "tool_use" and block.name == tool:
                 return block.input, usage
-        raise InvalidOutput(self.name, f"no {tool} tool call in the answer") from None
+        raise InvalidOutput(self.name, f"no {tool} tool call in the answer", usage=usage) from None
 
     def _body(
         self, image: bytes, prompt: str, tool: str, schema: dict[str, Any], max_tokens: int

@@ -14,7 +14,7 @@ from ai_engine.breaker import CircuitBreaker
 from ai_engine.errors import AiError, ErrorCode, error_from_exception
 from ai_engine.pricing import DEFAULT_PRICES, call_cost, price_for
 from ai_engine.structured import InvalidOutput
-from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess, answer_to_json
+from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess, Usage, answer_to_json
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +120,17 @@ class AiEngine:
             result = call(provider)
         except Exception as exc:
             error = error_from_exception(exc)
+            # An answer that failed our checks was still billed: meter what it cost.
+            billed = exc.usage if isinstance(exc, InvalidOutput) else None
             self.on_call(
                 CallRecord(
                     provider=provider.name,
-                    model=getattr(provider, "model", ""),
+                    model=billed.model if billed else getattr(provider, "model", ""),
                     operation=operation,
                     latency_ms=_elapsed_ms(started),
                     success=False,
                     error=error,
+                    **(self._cost(billed) if billed else {}),
                 )
             )
             if error is exc:
@@ -137,8 +140,6 @@ class AiEngine:
         extra: dict[str, Any] = {}
         if isinstance(result, PhotoAnalysis):
             extra["itemsCount"] = sum(item.quantity for item in result.items)
-        if price_for(self.prices, usage.model) is None:
-            logger.warning("no price for model %s: its cost is recorded as 0", usage.model)
         self.on_call(
             CallRecord(
                 provider=usage.provider,
@@ -146,14 +147,21 @@ class AiEngine:
                 operation=operation,
                 latency_ms=_elapsed_ms(started),
                 success=True,
-                tokens_in=usage.tokens_in,
-                tokens_out=usage.tokens_out,
-                cost_usd=call_cost(self.prices, usage.model, usage.tokens_in, usage.tokens_out),
+                **self._cost(usage),
                 extra=extra,
                 answer=answer_to_json(result),
             )
         )
         return result
+
+    def _cost(self, usage: Usage) -> dict[str, Any]:
+        if price_for(self.prices, usage.model) is None:
+            logger.warning("no price for model %s: its cost is recorded as 0", usage.model)
+        return {
+            "tokens_in": usage.tokens_in,
+            "tokens_out": usage.tokens_out,
+            "cost_usd": call_cost(self.prices, usage.model, usage.tokens_in, usage.tokens_out),
+        }
 
 
 def _elapsed_ms(started: float) -> int:

@@ -96,5 +96,5 @@ class OpenAIProvider:
             tokens_out=completion.usage.completion_tokens if completion.usage else 0,
         )
         if not completion.choices or not completion.choices[0].message.content:
-            raise InvalidOutput(self.name, "empty answer")
+            raise InvalidOutput(self.name, "empty answer", usage=usage)
         return completion.choices[0].message.content, usage

@@ -18,39 +18,43 @@ _ITEMS_VALIDATOR = jsonschema.Draft202012Validator(ITEMS_SCHEMA)
 class InvalidOutput(AiError):
     """The model answered, but not with valid JSON for our schema. Worth one more try."""
 
-    def __init__(self, provider: str, detail: str) -> None:
+    def __init__(self, provider: str, detail: str, *, usage: Usage | None = None) -> None:
         super().__init__(
             ErrorCode.BAD_INPUT,
             f"{provider}: answer does not match the schema ({detail})",
             retryable=False,
         )
+        #: What the answer cost: a malformed answer is billed like any other.
+        self.usage = usage
 
 
-def load_json(provider: str, payload: Any) -> Any:
+def load_json(provider: str, payload: Any, usage: Usage | None = None) -> Any:
     if isinstance(payload, str | bytes):
         try:
             return json.loads(payload)
         except ValueError as exc:
-            raise InvalidOutput(provider, f"not JSON: {exc}") from None
+            raise InvalidOutput(provider, f"not JSON: {exc}", usage=usage) from None
     return payload
 
 
-def _validate(validator: jsonschema.Draft202012Validator, provider: str, data: Any) -> None:
+def _validate(
+    validator: jsonschema.Draft202012Validator, provider: str, data: Any, usage: Usage
+) -> None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "answer"
-        raise InvalidOutput(provider, f"{where}: {error.message}")
+        raise InvalidOutput(provider, f"{where}: {error.message}", usage=usage)
 
 
 def parse_room(provider: str, payload: Any, usage: Usage) -> RoomGuess:
-    data = load_json(provider, payload)
-    _validate(_ROOM_VALIDATOR, provider, data)
+    data = load_json(provider, payload, usage)
+    _validate(_ROOM_VALIDATOR, provider, data, usage)
     return RoomGuess(data["room_type"], float(data["confidence"]), usage)
 
 
 def parse_items(provider: str, payload: Any, usage: Usage) -> PhotoAnalysis:
-    data = load_json(provider, payload)
-    _validate(_ITEMS_VALIDATOR, provider, data)
+    data = load_json(provider, payload, usage)
+    _validate(_ITEMS_VALIDATOR, provider, data, usage)
     items = [
         DetectedItem(
             key=item["key"],

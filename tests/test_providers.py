@@ -535,6 +535,23 @@ def test_engine_call_record_carries_the_cost(fake_ai: FakeAiServer) -> None:
     assert record.cost_usd == SONNET_COST
 
 
+@pytest.mark.parametrize("name", ["anthropic", "openai"])
+def test_a_billed_malformed_answer_is_metered_with_its_tokens_and_cost(name: str) -> None:
+    """The provider charged for both answers it sent, broken or not: so does the metric."""
+    recorder = Recorder()
+    with running_fake_ai(malformed=True, tokens_in=TOKENS_IN, tokens_out=TOKENS_OUT) as server:
+        engine = AiEngine([provider_for(name, server)], on_call=recorder)
+        error = raised(lambda: engine.detect_room(IMAGE))
+
+    assert isinstance(error, InvalidOutput)
+    assert len(recorder.records) == 2  # the answer and the one repeat
+    for record in recorder.records:
+        assert not record.success
+        assert (record.tokens_in, record.tokens_out) == (TOKENS_IN, TOKENS_OUT)
+        assert record.cost_usd == call_cost(DEFAULT_PRICES, record.model, TOKENS_IN, TOKENS_OUT)
+        assert record.cost_usd > 0
+
+
 def test_engine_prices_openais_dated_answer_model_as_the_model_asked_for() -> None:
     recorder = Recorder()
     with running_fake_ai(response_model="gpt-4.1-mini-2025-04-14") as server:
