@@ -12,7 +12,7 @@ from anthropic.types import Message
 from ai_engine.errors import AiError, ErrorCode, register_secret
 from ai_engine.http_errors import error_for_status
 from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, items_prompt, provider_schema, room_prompt
-from ai_engine.sdk_common import error_detail
+from ai_engine.sdk_common import error_codes, error_detail
 from ai_engine.structured import InvalidOutput, parse_items, parse_room
 from ai_engine.types import PhotoAnalysis, RoomGuess, Usage, image_b64
 
@@ -74,11 +74,16 @@ class AnthropicProvider:
                 exc.status_code,
                 headers=dict(exc.response.headers),
                 detail=error_detail(exc.body),
+                codes=error_codes(exc.body),
             ) from None
         usage = Usage(
             self.name,
             message.model or self.model,
-            tokens_in=message.usage.input_tokens,
+            # Cached prompt tokens are billed input too (at the cache's own rates: counted here
+            # at the input rate, an upper bound).
+            tokens_in=message.usage.input_tokens
+            + (message.usage.cache_creation_input_tokens or 0)
+            + (message.usage.cache_read_input_tokens or 0),
             tokens_out=message.usage.output_tokens,
         )
         for block in message.content:

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 
 from ai_engine.errors import AiError, ErrorCode
 
+#: Error codes that say "no more spending until someone pays", whatever the status.
+QUOTA_CODES = frozenset({"enforced_spend_limit_reached", "insufficient_quota"})
+#: The same said in words, for answers without such a code (a proxy's, an older API's).
 _QUOTA_MARKERS = (
     "insufficient_quota",
     "quota",
@@ -45,12 +48,15 @@ def error_for_status(
     *,
     headers: Mapping[str, str] | None = None,
     detail: str = "",
+    codes: frozenset[str] = frozenset(),
 ) -> AiError:
     """Map a provider's HTTP error to our codes. `detail` is the provider's own error text
-    (type, code, message). Providers and proxies may echo the key in it: `AiError` redacts every
-    message (the configured keys, and anything shaped like a key)."""
+    (type, code, message), `codes` its machine-readable error codes. Providers and proxies may
+    echo the key in it: `AiError` redacts every message (the configured keys, and anything shaped
+    like a key)."""
     lowered = detail.lower()
-    if status in (400, 402, 403, 429) and any(marker in lowered for marker in _QUOTA_MARKERS):
+    worded = any(marker in lowered for marker in _QUOTA_MARKERS)
+    if status in (400, 402, 403, 429) and (codes & QUOTA_CODES or worded):
         # A spend limit or exhausted quota: retrying cannot help until someone pays. Anthropic
         # has been seen to say so with a 400 ("workspace API usage limits"), OpenAI with a 429.
         return AiError(

@@ -11,7 +11,7 @@ import openai
 from ai_engine.errors import AiError, ErrorCode, register_secret
 from ai_engine.http_errors import error_for_status
 from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, items_prompt, provider_schema, room_prompt
-from ai_engine.sdk_common import error_detail, image_b64_text
+from ai_engine.sdk_common import error_codes, error_detail, image_b64_text
 from ai_engine.structured import InvalidOutput, parse_items, parse_room
 from ai_engine.types import PhotoAnalysis, RoomGuess, Usage
 
@@ -88,6 +88,7 @@ class OpenAIProvider:
                 exc.status_code,
                 headers=dict(exc.response.headers),
                 detail=error_detail(exc.body),
+                codes=error_codes(exc.body),
             ) from None
         usage = Usage(
             self.name,

@@ -19,3 +19,14 @@ def error_detail(body: Any) -> str:
             parts = [str(inner.get(key)) for key in ("type", "code", "message") if inner.get(key)]
             return " ".join(parts)
     return str(body or "")[:300]
+
+
+def error_codes(body: Any) -> frozenset[str]:
+    """The machine-readable codes of a provider's error body: OpenAI's `error.code`, Anthropic's
+    `error.details.error_code` (e.g. `enforced_spend_limit_reached`)."""
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(inner, dict):
+        return frozenset()
+    details = inner.get("details")
+    codes = [inner.get("code"), details.get("error_code") if isinstance(details, dict) else None]
+    return frozenset(str(code) for code in codes if code)

@@ -91,13 +91,15 @@ _OPENAI_ERRORS: dict[int, tuple[str, str | None]] = {  # status → (type, code)
 }
 
 
-def anthropic_error(error_type: str, message: str) -> dict[str, Any]:
-    """An error body as the Anthropic API sends it."""
-    return {
-        "type": "error",
-        "error": {"type": error_type, "message": message},
-        "request_id": f"req_{uuid.uuid4().hex[:24]}",
-    }
+def anthropic_error(
+    error_type: str, message: str, *, error_code: str | None = None
+) -> dict[str, Any]:
+    """An error body as the Anthropic API sends it; `error_code` goes into `error.details` (as
+    for a spend limit: `enforced_spend_limit_reached`)."""
+    error: dict[str, Any] = {"type": error_type, "message": message}
+    if error_code is not None:
+        error["details"] = {"error_code": error_code}
+    return {"type": "error", "error": error, "request_id": f"req_{uuid.uuid4().hex[:24]}"}
 
 
 def openai_error(message: str, error_type: str, code: str | None = None) -> dict[str, Any]:
@@ -250,6 +252,8 @@ class FakeAiServer:
         malformed: bool = False,
         tokens_in: int = 1000,
         tokens_out: int = 500,
+        cache_read_tokens: int = 0,
+        cache_creation_tokens: int = 0,
         response_model: str | None = None,
         seed: int | None = None,
         fault_kinds: Sequence[str] = FAULT_KINDS,
@@ -277,6 +281,9 @@ class FakeAiServer:
         self.malformed = malformed
         self.tokens_in = tokens_in
         self.tokens_out = tokens_out
+        # Anthropic's prompt caching: billed input reported beside `input_tokens`.
+        self.cache_read_tokens = cache_read_tokens
+        self.cache_creation_tokens = cache_creation_tokens
         #: The model the answers name; None echoes the request's. (The real OpenAI API answers
         #: with a dated snapshot: "gpt-4.1-mini" comes back as "gpt-4.1-mini-2025-04-14".)
         self.response_model = response_model
@@ -484,7 +491,12 @@ class FakeAiServer:
             ],
             "stop_reason": "tool_use",
             "stop_sequence": None,
-            "usage": {"input_tokens": self.tokens_in, "output_tokens": self.tokens_out},
+            "usage": {
+                "input_tokens": self.tokens_in,
+                "output_tokens": self.tokens_out,
+                "cache_creation_input_tokens": self.cache_creation_tokens,
+                "cache_read_input_tokens": self.cache_read_tokens,
+            },
         }
 
     def _chat_completion(self, request: dict[str, Any], malformed: bool) -> dict[str, Any]:

@@ -316,6 +316,28 @@ def test_exhausted_quota_is_a_rate_limit_not_worth_retrying(
     assert (error.code, error.retryable) == (ErrorCode.RATE_LIMIT, False)
 
 
+def test_anthropics_spend_limit_is_known_by_its_error_code_not_its_words(
+    fake_ai: FakeAiServer,
+) -> None:
+    body = anthropic_error(
+        "rate_limit_error", "Request rejected.", error_code="enforced_spend_limit_reached"
+    )
+    fake_ai.script(status=429, body=body, headers={"retry-after": "30"})
+
+    error = raised(lambda: anthropic_at(fake_ai.url).detect_room(IMAGE))
+
+    assert (error.code, error.retryable) == (ErrorCode.RATE_LIMIT, False)
+
+
+def test_anthropics_cached_input_tokens_are_counted_as_input() -> None:
+    with running_fake_ai(
+        tokens_in=TOKENS_IN, tokens_out=TOKENS_OUT, cache_read_tokens=300, cache_creation_tokens=50
+    ) as server:
+        guess = anthropic_at(server.url).detect_room(IMAGE)
+
+    assert (guess.usage.tokens_in, guess.usage.tokens_out) == (TOKENS_IN + 350, TOKENS_OUT)
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 529])
 def test_server_errors_are_provider_down(fake_ai: FakeAiServer, provider: str, status: int) -> None:
