@@ -13,7 +13,13 @@ from ai_engine.errors import AiError, ErrorCode, register_secret
 from ai_engine.http_errors import error_for_status
 from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, items_prompt, provider_schema, room_prompt
 from ai_engine.sdk_common import error_codes, error_detail
-from ai_engine.structured import InvalidOutput, parse_items, parse_room
+from ai_engine.structured import (
+    AnswerRefused,
+    AnswerTruncated,
+    InvalidOutput,
+    parse_items,
+    parse_room,
+)
 from ai_engine.types import PhotoAnalysis, RoomGuess, Usage, image_b64
 
 ROOM_TOOL = "report_room"
@@ -86,6 +92,11 @@ class AnthropicProvider:
             + (message.usage.cache_read_input_tokens or 0),
             tokens_out=message.usage.output_tokens,
         )
+        if message.stop_reason == "refusal":
+            said = " ".join(block.text for block in message.content if block.type == "text")
+            raise AnswerRefused(self.name, said.strip() or "refusal", usage=usage)
+        if message.stop_reason == "max_tokens":  # a tool input cut off mid-JSON
+            raise AnswerTruncated(self.name, usage=usage)
         for block in message.content:
             if block.type == "tool_use" and block.name == tool:
                 return block.input, usage

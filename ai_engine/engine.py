@@ -13,7 +13,7 @@ from typing import Any
 from ai_engine.breaker import CircuitBreaker
 from ai_engine.errors import AiError, ErrorCode, error_from_exception
 from ai_engine.pricing import DEFAULT_PRICES, call_cost, price_for
-from ai_engine.structured import InvalidOutput
+from ai_engine.structured import BilledAnswer, InvalidOutput
 from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess, Usage, answer_to_json
 
 logger = logging.getLogger(__name__)
@@ -120,8 +120,9 @@ class AiEngine:
             result = call(provider)
         except Exception as exc:
             error = error_from_exception(exc)
-            # An answer that failed our checks was still billed: meter what it cost.
-            billed = exc.usage if isinstance(exc, InvalidOutput) else None
+            # An answer we cannot use was still billed: meter what it cost, and say what was
+            # wrong with it.
+            billed = exc.usage if isinstance(exc, BilledAnswer) else None
             self.on_call(
                 CallRecord(
                     provider=provider.name,
@@ -131,6 +132,7 @@ class AiEngine:
                     success=False,
                     error=error,
                     **(self._cost(billed) if billed else {}),
+                    extra={"answerProblem": exc.problem} if isinstance(exc, BilledAnswer) else {},
                 )
             )
             if error is exc:

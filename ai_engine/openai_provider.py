@@ -12,7 +12,13 @@ from ai_engine.errors import AiError, ErrorCode, register_secret
 from ai_engine.http_errors import error_for_status
 from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, items_prompt, provider_schema, room_prompt
 from ai_engine.sdk_common import error_codes, error_detail, image_b64_text
-from ai_engine.structured import InvalidOutput, parse_items, parse_room
+from ai_engine.structured import (
+    AnswerRefused,
+    AnswerTruncated,
+    InvalidOutput,
+    parse_items,
+    parse_room,
+)
 from ai_engine.types import PhotoAnalysis, RoomGuess, Usage
 
 
@@ -96,6 +102,15 @@ class OpenAIProvider:
             tokens_in=completion.usage.prompt_tokens if completion.usage else 0,
             tokens_out=completion.usage.completion_tokens if completion.usage else 0,
         )
-        if not completion.choices or not completion.choices[0].message.content:
+        if not completion.choices:
             raise InvalidOutput(self.name, "empty answer", usage=usage)
-        return completion.choices[0].message.content, usage
+        choice = completion.choices[0]
+        if choice.message.refusal:
+            raise AnswerRefused(self.name, choice.message.refusal, usage=usage)
+        if choice.finish_reason == "content_filter":
+            raise AnswerRefused(self.name, "the provider's content filter", usage=usage)
+        if choice.finish_reason == "length":
+            raise AnswerTruncated(self.name, usage=usage)
+        if not choice.message.content:
+            raise InvalidOutput(self.name, "empty answer", usage=usage)
+        return choice.message.content, usage

@@ -15,17 +15,44 @@ _ROOM_VALIDATOR = jsonschema.Draft202012Validator(ROOM_SCHEMA)
 _ITEMS_VALIDATOR = jsonschema.Draft202012Validator(ITEMS_SCHEMA)
 
 
-class InvalidOutput(AiError):
-    """The model answered, but not with valid JSON for our schema. Worth one more try."""
+class BilledAnswer(AiError):
+    """The model answered, and was paid for, but the answer is not one we can use. `usage` is
+    what it cost; `problem` names what was wrong with it, for the call's metric row."""
+
+    problem = ""
+
+    def __init__(self, message: str, *, usage: Usage | None = None) -> None:
+        super().__init__(ErrorCode.BAD_INPUT, message, retryable=False)
+        self.usage = usage
+
+
+class InvalidOutput(BilledAnswer):
+    """Not valid JSON for our schema. Worth one more try (the engine's)."""
+
+    problem = "malformed"
 
     def __init__(self, provider: str, detail: str, *, usage: Usage | None = None) -> None:
-        super().__init__(
-            ErrorCode.BAD_INPUT,
-            f"{provider}: answer does not match the schema ({detail})",
-            retryable=False,
-        )
-        #: What the answer cost: a malformed answer is billed like any other.
-        self.usage = usage
+        super().__init__(f"{provider}: answer does not match the schema ({detail})", usage=usage)
+
+
+class AnswerRefused(BilledAnswer):
+    """The model declined (a refusal, a content filter). Asking the same again would be paid
+    again and declined again: never repeated."""
+
+    problem = "refused"
+
+    def __init__(self, provider: str, reason: str, *, usage: Usage | None = None) -> None:
+        super().__init__(f"{provider}: the model declined to answer: {reason}", usage=usage)
+
+
+class AnswerTruncated(BilledAnswer):
+    """The answer hit the output budget and was cut off. The identical request would be cut off
+    again: never repeated."""
+
+    problem = "truncated"
+
+    def __init__(self, provider: str, *, usage: Usage | None = None) -> None:
+        super().__init__(f"{provider}: answer too long: cut off at the output budget", usage=usage)
 
 
 def load_json(provider: str, payload: Any, usage: Usage | None = None) -> Any:

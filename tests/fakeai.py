@@ -144,6 +144,16 @@ class Scripted:
     provider: str | None = None  # None: whichever provider asks next
     malformed: bool = False
     fault: str = ""  # the kind of a random fault (FAULT_KINDS), "" for anything else
+    #: A 200 that is not an answer, as the real APIs send them (OUTCOMES); "" for an answer.
+    outcome: str = ""
+
+
+#: `refusal`: Anthropic `stop_reason: "refusal"` with a text block / OpenAI `message.refusal`;
+#: `truncated`: Anthropic `stop_reason: "max_tokens"` with a cut-off tool input / OpenAI
+#: `finish_reason: "length"` with cut-off JSON; `content_filter`: OpenAI's filter (Anthropic: a
+#: refusal). All are billed: they carry `usage`.
+OUTCOMES = ("refusal", "truncated", "content_filter")
+REFUSAL_TEXT = "I can't help with analysing this image."
 
 
 def image_b64_of(body: Any) -> str:
@@ -364,11 +374,17 @@ class FakeAiServer:
         delay_s: float = 0.0,
         provider: str | None = None,
         malformed: bool = False,
+        outcome: str = "",
         times: int = 1,
     ) -> None:
         """Queue the answer to the next request (of `provider`, if given); `times` queues it
-        several times. An error status with no body gets the provider's usual error body."""
-        entry = Scripted(status, body, dict(headers or {}), delay_s, provider, malformed)
+        several times. An error status with no body gets the provider's usual error body;
+        `outcome` is one of OUTCOMES."""
+        if outcome and outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be among {OUTCOMES}, got {outcome!r}")
+        entry = Scripted(
+            status, body, dict(headers or {}), delay_s, provider, malformed, outcome=outcome
+        )
         with self._lock:
             self._scripts.extend([entry] * times)
 
@@ -467,15 +483,32 @@ class FakeAiServer:
                 and image_width(image_b64_of(body)) in self.malformed_widths
             )
         )
-        if not entry.fault:
+        if entry.outcome:
+            self._count(f"{entry.outcome}:{tool}")
+        elif not entry.fault:
             self._count(f"{'malformed' if malformed else 'ok'}:{tool}")
         if provider == ANTHROPIC:
-            return 200, headers, self._anthropic_message(body, malformed)
-        return 200, headers, self._chat_completion(body, malformed)
+            return 200, headers, self._anthropic_message(body, malformed, entry.outcome)
+        return 200, headers, self._chat_completion(body, malformed, entry.outcome)
 
-    def _anthropic_message(self, request: dict[str, Any], malformed: bool) -> dict[str, Any]:
+    def _anthropic_message(
+        self, request: dict[str, Any], malformed: bool, outcome: str = ""
+    ) -> dict[str, Any]:
         tool = str((request.get("tool_choice") or {}).get("name") or "report_room")
         answer = _answer_for(tool, image_b64_of(request), malformed)
+        message = self._anthropic_tool_message(request, tool, answer)
+        if outcome in ("refusal", "content_filter"):
+            message["content"] = [{"type": "text", "text": REFUSAL_TEXT}]
+            message["stop_reason"] = "refusal"
+        elif outcome == "truncated":
+            # The tool input as far as the budget went: what the API parses of cut-off JSON.
+            message["content"][0]["input"] = {}
+            message["stop_reason"] = "max_tokens"
+        return message
+
+    def _anthropic_tool_message(
+        self, request: dict[str, Any], tool: str, answer: dict[str, Any]
+    ) -> dict[str, Any]:
         return {
             "id": f"msg_{uuid.uuid4().hex[:24]}",
             "type": "message",
@@ -499,9 +532,26 @@ class FakeAiServer:
             },
         }
 
-    def _chat_completion(self, request: dict[str, Any], malformed: bool) -> dict[str, Any]:
+    def _chat_completion(
+        self, request: dict[str, Any], malformed: bool, outcome: str = ""
+    ) -> dict[str, Any]:
         schema = ((request.get("response_format") or {}).get("json_schema") or {}).get("name")
         answer = _answer_for(str(schema or "room"), image_b64_of(request), False)
+        completion = self._openai_completion(request, answer, malformed)
+        choice = completion["choices"][0]
+        if outcome == "refusal":
+            choice["message"].update(content=None, refusal=REFUSAL_TEXT)
+        elif outcome == "content_filter":
+            choice["message"]["content"] = None
+            choice["finish_reason"] = "content_filter"
+        elif outcome == "truncated":
+            choice["message"]["content"] = json.dumps(answer)[:20]
+            choice["finish_reason"] = "length"
+        return completion
+
+    def _openai_completion(
+        self, request: dict[str, Any], answer: dict[str, Any], malformed: bool
+    ) -> dict[str, Any]:
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",

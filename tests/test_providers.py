@@ -36,6 +36,7 @@ from photos.models import Photo
 from photos.services.analysis import Outcome, photo_analyze
 from tests.factories import image_bytes, make_photo
 from tests.fakeai import (
+    REFUSAL_TEXT,
     FakeAiServer,
     RecordedRequest,
     anthropic_error,
@@ -584,6 +585,35 @@ def test_engine_prices_openais_dated_answer_model_as_the_model_asked_for() -> No
     assert record.cost_usd == Decimal("0.001200")  # 1000 × 0.4 + 500 × 1.6, per million
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize(
+    ("outcome", "says", "problem"),
+    [
+        ("refusal", "the model declined to answer: " + REFUSAL_TEXT, "refused"),
+        ("content_filter", "the model declined to answer", "refused"),
+        ("truncated", "answer too long", "truncated"),
+    ],
+)
+def test_a_refused_filtered_or_truncated_answer_is_not_asked_again_and_is_metered(
+    fake_ai: FakeAiServer, provider: str, outcome: str, says: str, problem: str
+) -> None:
+    """What the real APIs send instead of an answer: the identical request would be paid again
+    and answered the same, so the engine does not repeat it (it did, as a 'malformed' answer)."""
+    fake_ai.script(outcome=outcome)
+    recorder = Recorder()
+    engine = AiEngine([provider_for(provider, fake_ai)], on_call=recorder)
+
+    error = raised(lambda: engine.analyze_photo(IMAGE, "kitchen"))
+
+    assert (error.code, error.retryable) == (ErrorCode.BAD_INPUT, False)
+    assert says in error.message
+    assert len(fake_ai.requests) == 1
+    [record] = recorder.records
+    assert not record.success and record.extra == {"answerProblem": problem}
+    assert (record.tokens_in, record.tokens_out) == (TOKENS_IN, TOKENS_OUT)
+    assert record.cost_usd > 0
+
+
 # -- through the pipeline --------------------------------------------------------------------
 
 
@@ -619,6 +649,27 @@ def test_pipeline_stores_done_with_tokens_and_exact_cost_from_the_provider(
         assert metric.meta["sentBytes"] == len(sent)
         for key in ("originalBytes", "sentWidth", "sentHeight", "estimatedImageTokens"):
             assert isinstance(metric.meta[key], int) and metric.meta[key] > 0
+
+
+@pytest.mark.django_db
+def test_pipeline_a_refusal_ends_in_error_saying_so_after_one_paid_call(
+    fake_ai: FakeAiServer, django_capture_on_commit_callbacks: Any
+) -> None:
+    photo = _enqueued_photo(django_capture_on_commit_callbacks, room_type="kitchen")
+    fake_ai.script(outcome="refusal")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = photo_analyze(
+            photo_id=str(photo.pk), engine=AiEngine([anthropic_at(fake_ai.url)])
+        )
+
+    photo.refresh_from_db()
+    assert outcome == Outcome.ERROR
+    assert (photo.status, photo.error_code) == (Photo.Status.ERROR, "BAD_INPUT")
+    assert photo.error_message and "declined" in photo.error_message
+    [metric] = AiMetric.objects.filter(photo_id=photo.pk)
+    assert not metric.success and metric.cost_usd == SONNET_COST
+    assert metric.meta["answerProblem"] == "refused"
 
 
 @pytest.mark.django_db
