@@ -137,6 +137,8 @@ class AnthropicProvider:
                     "name": tool,
                     "description": "Report the answer in this exact structure.",
                     "input_schema": provider_schema(schema),
+                    # Structured outputs: the input is guaranteed to match the schema's types.
+                    "strict": True,
                 }
             ],
         }

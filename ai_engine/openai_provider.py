@@ -10,7 +10,14 @@ import openai
 
 from ai_engine.errors import AiError, ErrorCode, register_secret
 from ai_engine.http_errors import error_for_status
-from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, items_prompt, provider_schema, room_prompt
+from ai_engine.prompts import (
+    ITEMS_SCHEMA,
+    OPENAI_RANGE_KEYWORDS,
+    ROOM_SCHEMA,
+    items_prompt,
+    provider_schema,
+    room_prompt,
+)
 from ai_engine.sdk_common import error_codes, error_detail, image_b64_text
 from ai_engine.structured import (
     AnswerRefused,
@@ -79,7 +86,7 @@ class OpenAIProvider:
                     "type": "json_schema",
                     "json_schema": {
                         "name": schema_name,
-                        "schema": provider_schema(schema),
+                        "schema": provider_schema(schema, keep=OPENAI_RANGE_KEYWORDS),
                         "strict": True,
                     },
                 },

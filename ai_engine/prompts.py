@@ -55,20 +55,29 @@ ITEMS_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-_RANGE_KEYWORDS = {"minimum", "maximum", "minLength", "maxLength", "maxItems"}
+_RANGE_KEYWORDS = frozenset({"minimum", "maximum", "minLength", "maxLength", "maxItems"})
+#: The range keywords OpenAI's strict structured outputs accept (Anthropic's strict tools: none).
+OPENAI_RANGE_KEYWORDS = frozenset({"minimum", "maximum", "maxItems"})
 
 
-def provider_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema without range keywords, which strict structured-output modes may refuse.
-    Ranges are still enforced: every answer is validated against the full schema."""
+def provider_schema(schema: Any, *, keep: frozenset[str] = frozenset()) -> Any:
+    """The schema without the range keywords a strict structured-output mode refuses (all but
+    `keep`). Only keywords go: a *property* named `maximum` stays, and lists (`anyOf`,
+    `enum`, `required`) are walked too. Ranges are still enforced: every answer is validated
+    against the full schema."""
+    if isinstance(schema, list):
+        return [provider_schema(item, keep=keep) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
     cleaned: dict[str, Any] = {}
     for key, value in schema.items():
-        if key in _RANGE_KEYWORDS:
+        if key in _RANGE_KEYWORDS and key not in keep:
             continue
-        if isinstance(value, dict):
-            cleaned[key] = provider_schema(value)
+        if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+            # Names, not keywords: each value is a schema.
+            cleaned[key] = {name: provider_schema(sub, keep=keep) for name, sub in value.items()}
         else:
-            cleaned[key] = value
+            cleaned[key] = provider_schema(value, keep=keep)
     return cleaned
 
 

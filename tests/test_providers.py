@@ -27,7 +27,13 @@ from ai_engine.engine import AiEngine, CallRecord
 from ai_engine.errors import AiError, ErrorCode
 from ai_engine.openai_provider import OpenAIProvider
 from ai_engine.pricing import DEFAULT_PRICES, call_cost
-from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, items_prompt, provider_schema
+from ai_engine.prompts import (
+    ITEMS_SCHEMA,
+    OPENAI_RANGE_KEYWORDS,
+    ROOM_SCHEMA,
+    items_prompt,
+    provider_schema,
+)
 from ai_engine.structured import InvalidOutput
 from ai_engine.types import AiProvider, ImageBytes, PhotoAnalysis, RoomGuess
 from aimetrics.models import AiMetric
@@ -156,6 +162,7 @@ def test_anthropic_request_puts_the_image_first_and_forces_the_tool(
     [tool] = body["tools"]
     assert tool["name"] == "report_items"
     assert tool["input_schema"] == provider_schema(ITEMS_SCHEMA)
+    assert tool["strict"] is True
 
 
 def test_anthropic_request_is_the_one_the_sdks_messages_create_sends(
@@ -185,6 +192,7 @@ def test_anthropic_request_is_the_one_the_sdks_messages_create_sends(
                 "name": "report_items",
                 "description": "Report the answer in this exact structure.",
                 "input_schema": provider_schema(ITEMS_SCHEMA),
+                "strict": True,
             }
         ],
         tool_choice={"type": "tool", "name": "report_items"},
@@ -218,7 +226,11 @@ def test_openai_request_sends_a_data_url_and_a_strict_json_schema(fake_ai: FakeA
     assert "office" in parts["text"]["text"]
     assert body["response_format"] == {
         "type": "json_schema",
-        "json_schema": {"name": "items", "schema": provider_schema(ITEMS_SCHEMA), "strict": True},
+        "json_schema": {
+            "name": "items",
+            "schema": provider_schema(ITEMS_SCHEMA, keep=OPENAI_RANGE_KEYWORDS),
+            "strict": True,
+        },
     }
 
 
@@ -538,6 +550,47 @@ def test_call_cost_of_a_dated_model_uses_the_longest_matching_entry(
     model: str, price_in: Decimal
 ) -> None:
     assert call_cost(DEFAULT_PRICES, model, 1_000_000, 0) == price_in
+
+
+def test_provider_schema_strips_range_keywords_not_properties_named_like_them() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "maximum": {"type": "integer", "minimum": 0, "maximum": 9},
+            "size": {"anyOf": [{"type": "number", "maximum": 5}, {"type": "null"}]},
+            "tags": {"type": "array", "items": {"type": "string", "maxLength": 9}, "maxItems": 3},
+        },
+        "required": ["maximum", "size", "tags"],
+    }
+
+    assert provider_schema(schema) == {
+        "type": "object",
+        "properties": {
+            "maximum": {"type": "integer"},
+            "size": {"anyOf": [{"type": "number"}, {"type": "null"}]},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["maximum", "size", "tags"],
+    }
+    kept = provider_schema(schema, keep=OPENAI_RANGE_KEYWORDS)
+    assert kept["properties"]["maximum"] == {"type": "integer", "minimum": 0, "maximum": 9}
+    assert kept["properties"]["size"]["anyOf"][0] == {"type": "number", "maximum": 5}
+    assert kept["properties"]["tags"] == {
+        "type": "array",
+        "items": {"type": "string"},
+        "maxItems": 3,
+    }
+
+
+def test_openai_request_keeps_the_ranges_its_strict_mode_accepts(fake_ai: FakeAiServer) -> None:
+    openai_at(fake_ai.openai_url).analyze_photo(ImageBytes(IMAGE), "kitchen")
+
+    [request] = fake_ai.requests
+    schema = request.body["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["items"]["maxItems"] == 200
+    item = schema["properties"]["items"]["items"]["properties"]
+    assert (item["quantity"]["minimum"], item["quantity"]["maximum"]) == (1, 500)
+    assert "maxLength" not in item["key"]
 
 
 def test_call_cost_of_an_unknown_model_is_zero() -> None:
