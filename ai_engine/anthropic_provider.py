@@ -11,7 +11,14 @@ from anthropic.types import Message
 
 from ai_engine.errors import AiError, ErrorCode, register_secret
 from ai_engine.http_errors import error_for_status
-from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA, items_prompt, provider_schema, room_prompt
+from ai_engine.prompts import (
+    ITEMS_OUTPUT_TOKENS,
+    ITEMS_SCHEMA,
+    ROOM_SCHEMA,
+    items_prompt,
+    provider_schema,
+    room_prompt,
+)
 from ai_engine.sdk_common import error_codes, error_detail
 from ai_engine.structured import (
     AnswerRefused,
@@ -42,7 +49,7 @@ class AnthropicProvider:
         model: str,
         timeout_s: float,
         base_url: str | None = None,
-        max_tokens: int = 2048,
+        max_tokens: int = ITEMS_OUTPUT_TOKENS,
     ) -> None:
         self.model = model
         self.max_tokens = max_tokens

@@ -11,6 +11,7 @@ import openai
 from ai_engine.errors import AiError, ErrorCode, register_secret
 from ai_engine.http_errors import error_for_status
 from ai_engine.prompts import (
+    ITEMS_OUTPUT_TOKENS,
     ITEMS_SCHEMA,
     OPENAI_RANGE_KEYWORDS,
     ROOM_SCHEMA,
@@ -41,7 +42,7 @@ class OpenAIProvider:
         model: str,
         timeout_s: float,
         base_url: str | None = None,
-        max_tokens: int = 2048,
+        max_tokens: int = ITEMS_OUTPUT_TOKENS,
     ) -> None:
         self.model = model
         self.max_tokens = max_tokens

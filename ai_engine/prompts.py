@@ -8,7 +8,14 @@ from typing import Any
 
 from ai_engine.types import ROOM_TYPES
 
-PROMPT_VERSION = "2026-11-28.1"
+PROMPT_VERSION = "2026-12-02.1"
+
+#: The most item lines one photo's answer may carry. One item of ITEM_SCHEMA is ~40–60
+#: output tokens, so the output budget is sized from it, with room for the rest of the answer:
+#: a busy room is never cut off below MAX_ITEMS lines (each line has its own quantity).
+MAX_ITEMS = 80
+TOKENS_PER_ITEM = 60
+ITEMS_OUTPUT_TOKENS = MAX_ITEMS * TOKENS_PER_ITEM + 256
 
 ROOM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -48,7 +55,7 @@ ITEM_SCHEMA: dict[str, Any] = {
 ITEMS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "items": {"type": "array", "items": ITEM_SCHEMA, "maxItems": 200},
+        "items": {"type": "array", "items": ITEM_SCHEMA, "maxItems": MAX_ITEMS},
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
     },
     "required": ["items", "confidence"],

@@ -28,7 +28,9 @@ from ai_engine.errors import AiError, ErrorCode
 from ai_engine.openai_provider import OpenAIProvider
 from ai_engine.pricing import DEFAULT_PRICES, call_cost
 from ai_engine.prompts import (
+    ITEMS_OUTPUT_TOKENS,
     ITEMS_SCHEMA,
+    MAX_ITEMS,
     OPENAI_RANGE_KEYWORDS,
     ROOM_SCHEMA,
     items_prompt,
@@ -150,7 +152,7 @@ def test_anthropic_request_puts_the_image_first_and_forces_the_tool(
     assert (request.method, request.path) == ("POST", "/v1/messages")
     assert sent_key(request) == KEY
     assert body["model"] == SONNET
-    assert body["max_tokens"] == 2048
+    assert body["max_tokens"] == ITEMS_OUTPUT_TOKENS
     [message] = body["messages"]
     image, text = message["content"]
     assert image == {
@@ -174,7 +176,7 @@ def test_anthropic_request_is_the_one_the_sdks_messages_create_sends(
     client = anthropic.Anthropic(api_key=KEY, base_url=fake_ai.url, timeout=2.0, max_retries=0)
     client.messages.create(
         model=SONNET,
-        max_tokens=2048,
+        max_tokens=ITEMS_OUTPUT_TOKENS,
         messages=[
             {
                 "role": "user",
@@ -582,12 +584,31 @@ def test_provider_schema_strips_range_keywords_not_properties_named_like_them() 
     }
 
 
+def test_the_output_budget_holds_the_most_items_the_schema_allows() -> None:
+    """A busy room must not be cut off below the schema's own limit. Tokens are estimated at
+    3.5 characters each (JSON with short words: 3.5-4 in practice), i.e. on the high side."""
+    item = {
+        "key": "wardrobe_two_doors",
+        "name": "Two-door wooden wardrobe",
+        "category": "furniture",
+        "quantity": 1,
+        "confidence": 0.87,
+        "fragile": False,
+        "dismantle": True,
+        "volume_m3_estimate": 1.8,
+    }
+    answer = {"items": [item] * MAX_ITEMS, "confidence": 0.9}
+
+    assert ITEMS_SCHEMA["properties"]["items"]["maxItems"] == MAX_ITEMS
+    assert len(json.dumps(answer)) / 3.5 <= ITEMS_OUTPUT_TOKENS
+
+
 def test_openai_request_keeps_the_ranges_its_strict_mode_accepts(fake_ai: FakeAiServer) -> None:
     openai_at(fake_ai.openai_url).analyze_photo(ImageBytes(IMAGE), "kitchen")
 
     [request] = fake_ai.requests
     schema = request.body["response_format"]["json_schema"]["schema"]
-    assert schema["properties"]["items"]["maxItems"] == 200
+    assert schema["properties"]["items"]["maxItems"] == MAX_ITEMS
     item = schema["properties"]["items"]["items"]["properties"]
     assert (item["quantity"]["minimum"], item["quantity"]["maximum"]) == (1, 500)
     assert "maxLength" not in item["key"]
