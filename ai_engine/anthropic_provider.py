@@ -13,9 +13,9 @@ from ai_engine.errors import AiError, ErrorCode, register_secret
 from ai_engine.http_errors import error_for_status
 from ai_engine.prompts import (
     ITEMS_OUTPUT_TOKENS,
-    ITEMS_SCHEMA,
     ROOM_SCHEMA,
     items_prompt,
+    items_schema,
     provider_schema,
     room_prompt,
 )
@@ -58,16 +58,26 @@ class AnthropicProvider:
             api_key=api_key, base_url=base_url or None, timeout=timeout_s, max_retries=0
         )
 
-    def detect_room(self, image: bytes) -> RoomGuess:
-        payload, usage = self._ask(image, room_prompt(), ROOM_TOOL, ROOM_SCHEMA, 256)
+    def detect_room(self, image: bytes, *, max_tokens: int | None = None) -> RoomGuess:
+        payload, usage = self._ask(image, room_prompt(), ROOM_TOOL, ROOM_SCHEMA, max_tokens or 256)
         return parse_room(self.name, payload, usage)
 
     def analyze_photo(
-        self, image: bytes, room_type: str, catalogue_keys: Sequence[str] = ()
+        self,
+        image: bytes,
+        room_type: str | None,
+        catalogue_keys: Sequence[str] = (),
+        *,
+        max_tokens: int | None = None,
     ) -> PhotoAnalysis:
-        prompt = items_prompt(room_type, catalogue_keys)
-        payload, usage = self._ask(image, prompt, ITEMS_TOOL, ITEMS_SCHEMA, self.max_tokens)
-        return parse_items(self.name, payload, usage)
+        payload, usage = self._ask(
+            image,
+            items_prompt(room_type, catalogue_keys),
+            ITEMS_TOOL,
+            items_schema(room_type),
+            max_tokens or self.max_tokens,
+        )
+        return parse_items(self.name, payload, usage, with_room=room_type is None)
 
     def _ask(
         self, image: bytes, prompt: str, tool: str, schema: dict[str, Any], max_tokens: int
@@ -103,7 +113,7 @@ class AnthropicProvider:
             said = " ".join(block.text for block in message.content if block.type == "text")
             raise AnswerRefused(self.name, said.strip() or "refusal", usage=usage)
         if message.stop_reason == "max_tokens":  # a tool input cut off mid-JSON
-            raise AnswerTruncated(self.name, usage=usage)
+            raise AnswerTruncated(self.name, budget=max_tokens, usage=usage)
         for block in message.content:
             if block.type == "tool_use" and block.name == tool:
                 return block.input, usage

@@ -1,5 +1,6 @@
 """The AI engine: runs one operation over the ordered providers, with fallback, a shared circuit
-breaker, one more try for an answer that breaks our schema, and a record of every call."""
+breaker, one more try for an answer that breaks our schema (or, with a larger output budget, for
+one that was cut off), and a record of every call."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 from ai_engine.breaker import CircuitBreaker
 from ai_engine.errors import AiError, ErrorCode, error_from_exception
 from ai_engine.pricing import DEFAULT_PRICES, call_cost, price_for
-from ai_engine.structured import BilledAnswer, InvalidOutput
+from ai_engine.prompts import MAX_OUTPUT_TOKENS
+from ai_engine.structured import AnswerTruncated, BilledAnswer, InvalidOutput
 from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess, Usage, answer_to_json
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,10 @@ class CallRecord:
     extra: dict[str, Any] = field(default_factory=dict)
     #: The successful answer as plain JSON (`answer_to_json`), for the caller to keep and reuse.
     answer: dict[str, Any] | None = None
+
+
+#: One provider call: the provider, and an output budget replacing its own (None: its own).
+type Call[T] = Callable[[AiProvider, int | None], T]
 
 
 def _ignore(record: CallRecord) -> None:
@@ -66,18 +72,26 @@ class AiEngine:
         return AiEngine(self.providers, on_call=on_call, breaker=self.breaker, prices=self.prices)
 
     def detect_room(self, image: bytes) -> RoomGuess:
-        return self._run("detect_room", lambda provider: provider.detect_room(image))
+        return self._run(
+            "detect_room",
+            lambda provider, budget: provider.detect_room(image, max_tokens=budget),
+        )
 
     def analyze_photo(
-        self, image: bytes, room_type: str, catalogue_keys: Sequence[str] = ()
+        self, image: bytes, room_type: str | None, catalogue_keys: Sequence[str] = ()
     ) -> PhotoAnalysis:
+        """The items; with `room_type` None, the room is detected by the same call (its metric
+        row says so: `roomDetected`)."""
         return self._run(
             "analyze_photo",
-            lambda provider: provider.analyze_photo(image, room_type, catalogue_keys),
+            lambda provider, budget: provider.analyze_photo(
+                image, room_type, catalogue_keys, max_tokens=budget
+            ),
+            extra={"roomDetected": True} if room_type is None else {},
         )
 
     def _run[T: (RoomGuess, PhotoAnalysis)](
-        self, operation: str, call: Callable[[AiProvider], T]
+        self, operation: str, call: Call[T], extra: dict[str, Any] | None = None
     ) -> T:
         last_error: AiError | None = None
         last = len(self.providers) - 1
@@ -90,7 +104,7 @@ class AiEngine:
                 )
                 continue
             try:
-                result = self._call_checked(provider, operation, call)
+                result = self._call_checked(provider, operation, call, extra or {})
             except AiError as error:
                 last_error = error
                 if error.code in OUTAGE_CODES:
@@ -104,20 +118,34 @@ class AiEngine:
         raise last_error or AiError(ErrorCode.UNKNOWN, "no provider was asked")
 
     def _call_checked[T: (RoomGuess, PhotoAnalysis)](
-        self, provider: AiProvider, operation: str, call: Callable[[AiProvider], T]
+        self, provider: AiProvider, operation: str, call: Call[T], extra: dict[str, Any]
     ) -> T:
-        """An answer that breaks our schema gets one more try, then is BAD_INPUT."""
+        """An answer that breaks our schema gets one more try, then is BAD_INPUT. One that was
+        cut off gets one more with twice the budget (at most MAX_OUTPUT_TOKENS), then is
+        BAD_INPUT "answer too long". A refusal is final."""
         try:
-            return self._timed(provider, operation, call)
+            return self._timed(provider, operation, call, None, extra)
         except InvalidOutput:
-            return self._timed(provider, operation, call)
+            return self._timed(provider, operation, call, None, extra)
+        except AnswerTruncated as cut:
+            larger = min(cut.budget * 2, MAX_OUTPUT_TOKENS)
+            if larger <= cut.budget:
+                raise
+            return self._timed(provider, operation, call, larger, extra)
 
     def _timed[T: (RoomGuess, PhotoAnalysis)](
-        self, provider: AiProvider, operation: str, call: Callable[[AiProvider], T]
+        self,
+        provider: AiProvider,
+        operation: str,
+        call: Call[T],
+        budget: int | None,
+        extra: dict[str, Any],
     ) -> T:
         started = time.perf_counter()
+        if budget is not None:
+            extra = extra | {"outputBudget": budget}
         try:
-            result = call(provider)
+            result = call(provider, budget)
         except Exception as exc:
             error = error_from_exception(exc)
             # An answer we cannot use was still billed: meter what it cost, and say what was
@@ -132,16 +160,17 @@ class AiEngine:
                     success=False,
                     error=error,
                     **(self._cost(billed) if billed else {}),
-                    extra={"answerProblem": exc.problem} if isinstance(exc, BilledAnswer) else {},
+                    extra=extra | {"answerProblem": exc.problem}
+                    if isinstance(exc, BilledAnswer)
+                    else extra,
                 )
             )
             if error is exc:
                 raise
             raise error from exc
         usage = result.usage
-        extra: dict[str, Any] = {}
         if isinstance(result, PhotoAnalysis):
-            extra["itemsCount"] = sum(item.quantity for item in result.items)
+            extra = extra | {"itemsCount": sum(item.quantity for item in result.items)}
         self.on_call(
             CallRecord(
                 provider=usage.provider,

@@ -59,17 +59,23 @@ class FakeProvider:
             raise AiError(ErrorCode.BAD_INPUT, "fake provider: empty image")
         return hashlib.sha256(image).digest()
 
-    def detect_room(self, image: bytes) -> RoomGuess:
+    def detect_room(self, image: bytes, *, max_tokens: int | None = None) -> RoomGuess:
         digest = self._call(image)
-        room = ROOM_TYPES[digest[0] % (len(ROOM_TYPES) - 1)]  # never "other"
-        confidence = 0.6 + (digest[1] % 40) / 100
-        return RoomGuess(room, round(confidence, 2), self._usage(image, 12))
+        room, confidence = _room_of(digest)
+        return RoomGuess(room, confidence, self._usage(image, 12))
 
     def analyze_photo(
-        self, image: bytes, room_type: str, catalogue_keys: Sequence[str] = ()
+        self,
+        image: bytes,
+        room_type: str | None,
+        catalogue_keys: Sequence[str] = (),
+        *,
+        max_tokens: int | None = None,
     ) -> PhotoAnalysis:
         digest = self._call(image)
-        candidates = _ROOM_ITEMS.get(room_type, _ROOM_ITEMS["other"])
+        detected = _room_of(digest) if room_type is None else None
+        room = detected[0] if detected is not None else room_type or "other"
+        candidates = _ROOM_ITEMS.get(room, _ROOM_ITEMS["other"])
         count = 1 + digest[2] % len(candidates)
         items = []
         for index, key in enumerate(candidates[:count]):
@@ -89,7 +95,18 @@ class FakeProvider:
                 )
             )
         confidence = round(sum(item.confidence for item in items) / len(items), 2)
-        return PhotoAnalysis(items, confidence, self._usage(image, 40 * len(items)))
+        usage = self._usage(image, 40 * len(items))
+        if detected is None:
+            return PhotoAnalysis(items, confidence, usage)
+        return PhotoAnalysis(
+            items, confidence, usage, room_type=detected[0], room_confidence=detected[1]
+        )
 
     def _usage(self, image: bytes, tokens_out: int) -> Usage:
         return Usage(self.name, MODEL, tokens_in=85 + len(image) // 1000, tokens_out=tokens_out)
+
+
+def _room_of(digest: bytes) -> tuple[str, float]:
+    """The room an image shows, and the confidence, as the fake sees it."""
+    room = ROOM_TYPES[digest[0] % (len(ROOM_TYPES) - 1)]  # never "other"
+    return room, round(0.6 + (digest[1] % 40) / 100, 2)

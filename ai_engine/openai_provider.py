@@ -12,10 +12,10 @@ from ai_engine.errors import AiError, ErrorCode, register_secret
 from ai_engine.http_errors import error_for_status
 from ai_engine.prompts import (
     ITEMS_OUTPUT_TOKENS,
-    ITEMS_SCHEMA,
     OPENAI_RANGE_KEYWORDS,
     ROOM_SCHEMA,
     items_prompt,
+    items_schema,
     provider_schema,
     room_prompt,
 )
@@ -51,16 +51,26 @@ class OpenAIProvider:
             api_key=api_key, base_url=base_url or None, timeout=timeout_s, max_retries=0
         )
 
-    def detect_room(self, image: bytes) -> RoomGuess:
-        payload, usage = self._ask(image, room_prompt(), "room", ROOM_SCHEMA, 256)
+    def detect_room(self, image: bytes, *, max_tokens: int | None = None) -> RoomGuess:
+        payload, usage = self._ask(image, room_prompt(), "room", ROOM_SCHEMA, max_tokens or 256)
         return parse_room(self.name, payload, usage)
 
     def analyze_photo(
-        self, image: bytes, room_type: str, catalogue_keys: Sequence[str] = ()
+        self,
+        image: bytes,
+        room_type: str | None,
+        catalogue_keys: Sequence[str] = (),
+        *,
+        max_tokens: int | None = None,
     ) -> PhotoAnalysis:
-        prompt = items_prompt(room_type, catalogue_keys)
-        payload, usage = self._ask(image, prompt, "items", ITEMS_SCHEMA, self.max_tokens)
-        return parse_items(self.name, payload, usage)
+        payload, usage = self._ask(
+            image,
+            items_prompt(room_type, catalogue_keys),
+            "items",
+            items_schema(room_type),
+            max_tokens or self.max_tokens,
+        )
+        return parse_items(self.name, payload, usage, with_room=room_type is None)
 
     def _ask(
         self, image: bytes, prompt: str, schema_name: str, schema: dict[str, Any], max_tokens: int
@@ -118,7 +128,7 @@ class OpenAIProvider:
         if choice.finish_reason == "content_filter":
             raise AnswerRefused(self.name, "the provider's content filter", usage=usage)
         if choice.finish_reason == "length":
-            raise AnswerTruncated(self.name, usage=usage)
+            raise AnswerTruncated(self.name, budget=max_tokens, usage=usage)
         if not choice.message.content:
             raise InvalidOutput(self.name, "empty answer", usage=usage)
         return choice.message.content, usage

@@ -8,7 +8,7 @@ from typing import Any
 
 from ai_engine.types import ROOM_TYPES
 
-PROMPT_VERSION = "2026-12-02.1"
+PROMPT_VERSION = "2026-12-02.2"
 
 #: The most item lines one photo's answer may carry. One item of ITEM_SCHEMA is ~40–60
 #: output tokens, so the output budget is sized from it, with room for the rest of the answer:
@@ -62,6 +62,28 @@ ITEMS_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+#: One call for a photo without a room type: the room and the items in one answer.
+ROOM_ITEMS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "room_type": ROOM_SCHEMA["properties"]["room_type"],
+        "room_confidence": ROOM_SCHEMA["properties"]["confidence"],
+        **ITEMS_SCHEMA["properties"],
+    },
+    "required": ["room_type", "room_confidence", *ITEMS_SCHEMA["required"]],
+    "additionalProperties": False,
+}
+
+
+def items_schema(room_type: str | None) -> dict[str, Any]:
+    """The answer asked for: the items, and the room too when its type is not known."""
+    return ROOM_ITEMS_SCHEMA if room_type is None else ITEMS_SCHEMA
+
+
+#: A cut-off answer is asked once more with twice its budget, never more than this (what the
+#: default models of both providers can write in one answer).
+MAX_OUTPUT_TOKENS = 16_384
+
 _RANGE_KEYWORDS = frozenset({"minimum", "maximum", "minLength", "maxLength", "maxItems"})
 #: The range keywords OpenAI's strict structured outputs accept (Anthropic's strict tools: none).
 OPENAI_RANGE_KEYWORDS = frozenset({"minimum", "maximum", "maxItems"})
@@ -95,10 +117,20 @@ def room_prompt() -> str:
     )
 
 
-def items_prompt(room_type: str, catalogue_keys: Sequence[str]) -> str:
+def items_prompt(room_type: str | None, catalogue_keys: Sequence[str]) -> str:
+    """The items of a photo of `room_type`; with None, the room type is asked for too (one call
+    instead of two)."""
+    if room_type is None:
+        room = (
+            "First say which room of a home this photo shows: `room_type`, one of "
+            f"{', '.join(ROOM_TYPES)}, and `room_confidence` from 0 to 1. Then list every item "
+        )
+    else:
+        room = f"This photo shows a {room_type.replace('_', ' ')}. List every item "
     return (
         "You are helping a moving company estimate the volume of a household move. "
-        f"This photo shows a {room_type.replace('_', ' ')}. List every item a mover would carry "
+        + room
+        + "a mover would carry "
         "(furniture, appliances, electronics, boxes; not fixtures such as radiators, built-in "
         "kitchens or lights). For each item give: `key`, one of the catalogue keys below when one "
         "fits, otherwise a short snake_case name; `name`, a short display name; `category` "

@@ -8,11 +8,12 @@ from typing import Any
 import jsonschema
 
 from ai_engine.errors import AiError, ErrorCode
-from ai_engine.prompts import ITEMS_SCHEMA, ROOM_SCHEMA
+from ai_engine.prompts import ITEMS_SCHEMA, ROOM_ITEMS_SCHEMA, ROOM_SCHEMA
 from ai_engine.types import DetectedItem, PhotoAnalysis, RoomGuess, Usage
 
 _ROOM_VALIDATOR = jsonschema.Draft202012Validator(ROOM_SCHEMA)
 _ITEMS_VALIDATOR = jsonschema.Draft202012Validator(ITEMS_SCHEMA)
+_ROOM_ITEMS_VALIDATOR = jsonschema.Draft202012Validator(ROOM_ITEMS_SCHEMA)
 
 
 class BilledAnswer(AiError):
@@ -46,13 +47,17 @@ class AnswerRefused(BilledAnswer):
 
 
 class AnswerTruncated(BilledAnswer):
-    """The answer hit the output budget and was cut off. The identical request would be cut off
-    again: never repeated."""
+    """The answer hit the output budget (`budget` tokens) and was cut off. The identical request
+    would be cut off again: never repeated (the engine may ask once with a larger budget)."""
 
     problem = "truncated"
 
-    def __init__(self, provider: str, *, usage: Usage | None = None) -> None:
-        super().__init__(f"{provider}: answer too long: cut off at the output budget", usage=usage)
+    def __init__(self, provider: str, *, budget: int, usage: Usage | None = None) -> None:
+        super().__init__(
+            f"{provider}: answer too long: cut off at the output budget ({budget} tokens)",
+            usage=usage,
+        )
+        self.budget = budget
 
 
 def load_json(provider: str, payload: Any, usage: Usage | None = None) -> Any:
@@ -79,9 +84,12 @@ def parse_room(provider: str, payload: Any, usage: Usage) -> RoomGuess:
     return RoomGuess(data["room_type"], float(data["confidence"]), usage)
 
 
-def parse_items(provider: str, payload: Any, usage: Usage) -> PhotoAnalysis:
+def parse_items(
+    provider: str, payload: Any, usage: Usage, *, with_room: bool = False
+) -> PhotoAnalysis:
+    """The items answer; `with_room`: the combined answer, with the room's type too."""
     data = load_json(provider, payload, usage)
-    _validate(_ITEMS_VALIDATOR, provider, data, usage)
+    _validate(_ROOM_ITEMS_VALIDATOR if with_room else _ITEMS_VALIDATOR, provider, data, usage)
     items = [
         DetectedItem(
             key=item["key"],
@@ -95,4 +103,12 @@ def parse_items(provider: str, payload: Any, usage: Usage) -> PhotoAnalysis:
         )
         for item in data["items"]
     ]
-    return PhotoAnalysis(items, float(data["confidence"]), usage)
+    if not with_room:
+        return PhotoAnalysis(items, float(data["confidence"]), usage)
+    return PhotoAnalysis(
+        items,
+        float(data["confidence"]),
+        usage,
+        room_type=data["room_type"],
+        room_confidence=float(data["room_confidence"]),
+    )

@@ -74,6 +74,9 @@ class PhotoAnalysis:
     confidence: float
     usage: Usage
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The room, when the same call detected it (asked without a room type); else None.
+    room_type: str | None = None
+    room_confidence: float | None = None
 
 
 class AiProvider(Protocol):
@@ -82,11 +85,19 @@ class AiProvider(Protocol):
     name: str
     model: str
 
-    def detect_room(self, image: bytes) -> RoomGuess: ...
+    def detect_room(self, image: bytes, *, max_tokens: int | None = None) -> RoomGuess: ...
 
     def analyze_photo(
-        self, image: bytes, room_type: str, catalogue_keys: Sequence[str] = ()
-    ) -> PhotoAnalysis: ...
+        self,
+        image: bytes,
+        room_type: str | None,
+        catalogue_keys: Sequence[str] = (),
+        *,
+        max_tokens: int | None = None,
+    ) -> PhotoAnalysis:
+        """The items in the photo; with `room_type` None, the room is detected in the same call
+        (the answer's `room_type`). `max_tokens` replaces the provider's output budget."""
+        ...
 
 
 def answer_to_json(result: RoomGuess | PhotoAnalysis) -> dict[str, Any]:
@@ -113,6 +124,8 @@ def answer_to_json(result: RoomGuess | PhotoAnalysis) -> dict[str, Any]:
             for item in result.items
         ],
         "confidence": result.confidence,
+        "room_type": result.room_type,
+        "room_confidence": result.room_confidence,
         "provider": result.usage.provider,
         "model": result.usage.model,
     }
@@ -124,4 +137,11 @@ def answer_from_json(operation: str, data: dict[str, Any]) -> RoomGuess | PhotoA
     if operation == "detect_room":
         return RoomGuess(data["room_type"], float(data["confidence"]), usage)
     items = [DetectedItem(**item) for item in data["items"]]
-    return PhotoAnalysis(items, float(data["confidence"]), usage)
+    room_confidence = data.get("room_confidence")
+    return PhotoAnalysis(
+        items,
+        float(data["confidence"]),
+        usage,
+        room_type=data.get("room_type"),
+        room_confidence=None if room_confidence is None else float(room_confidence),
+    )

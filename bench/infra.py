@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -308,12 +309,14 @@ def fakeai_start(
     latency_ms: int,
     latency_p95_ms: int | None = None,
     seed: int = 6,
+    extra: Sequence[str] = (),
 ) -> tuple[Child, str]:
-    """tests/fakeai.py as its own process; its base URL for the Anthropic SDK."""
+    """tests/fakeai.py as its own process (`extra`: more of its options); its base URL for the
+    Anthropic SDK."""
     args = [sys.executable, "-m", "tests.fakeai", "--port", "0", "--latency-ms", str(latency_ms)]
     if latency_p95_ms is not None:
         args += ["--latency-p95-ms", str(latency_p95_ms)]
-    args += ["--seed", str(seed)]
+    args += ["--seed", str(seed), *extra]
     port_file = children.workdir / f"{name}.port"
     with port_file.open("wb") as out:
         child = children.start(name, args, dict(os.environ), stdout=out.fileno())

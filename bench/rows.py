@@ -197,6 +197,26 @@ class Builder:
             ),
             Target("queries per photo", queries["mean"], 12, True, ""),
         )
+        flows = worker.get("flows")
+        if flows:
+            two, one = flows["two_calls"], flows["one_call"]
+            for name, flow in (("two calls (room, then items)", two), ("one call", one)):
+                self.add(
+                    Row(
+                        "4 worker",
+                        f"provider cost per photo without a room type, {name}: calls, input / "
+                        f"output tokens, bytes sent, dollars ({flow['model']}, "
+                        f"{flow['photos']} photos, tokens as the fake server estimates them)",
+                        f"{num(flow['calls'])} calls, {flow['tokens_in']:,} / "
+                        f"{flow['tokens_out']:,} tokens, {flow['bytes_sent']:,} B, "
+                        f"${flow['cost_usd']:.5f}",
+                        "1 call (one answer per photo)",
+                        ratio(flow["calls"], 1),
+                    ),
+                    Target(f"calls per photo, {name}", flow["calls"], 1, True, "")
+                    if flow is one
+                    else None,
+                )
 
     def _scaling(self, scaling: dict[str, Any]) -> None:
         for model, configs in scaling.items():

@@ -1,9 +1,12 @@
 """Sections 4–5: the worker. Real `rundramatiq` processes, the fake Anthropic server on loopback.
 
-4. Overhead: photos with no room type (two provider calls each: detect_room, analyze_photo),
+4. Overhead: photos with no room type (one provider call each: the room and the items),
    provider latency 0. Throughput of a real worker over 2,000 photos, with the CPU seconds each
    process spent per photo; then, in this process, one photo at a time through `photo_analyze`,
    timed around the provider calls (the time that is ours) and with every SQL statement counted.
+   Then what a photo costs at the provider, for the two-call flow (AI_ROOM_SEPARATE_CALL) and the
+   one-call flow side by side: calls, input and output tokens (the fake server estimates them
+   from each request and answer as the providers count), bytes sent and dollars.
 5. Scaling: photos with a room type (one provider call each) and a provider latency of 1 s, then
    log-normal (P50 3 s, P95 7 s); processes × threads 1×8, 2×16, 2×32, 2×64; a burst of 100
    photos each. The ideal is a perfect scheduler with the same slots and the latencies the
@@ -85,7 +88,73 @@ def overhead(bench: Bench) -> dict[str, Any]:
         out["serial"] = _serial(bench, base_url, 50 if bench.options.quick else 150)
     finally:
         bench.children.stop(fake)
+    fake, base_url = fakeai_start(
+        bench.children, "fakeai-usage", latency_ms=0, extra=["--estimate-usage"]
+    )
+    try:
+        out["flows"] = _flows(bench, base_url, 10 if bench.options.quick else 30)
+    finally:
+        bench.children.stop(fake)
     return out
+
+
+def _flows(bench: Bench, base_url: str, count: int) -> dict[str, Any]:
+    """Photos without a room type, one at a time in this process, through each flow: per photo,
+    provider calls, tokens, request bytes and cost."""
+    from django.conf import settings
+    from django.db.models import Sum
+    from django.test.utils import override_settings
+
+    from ai_engine.anthropic_provider import AnthropicProvider
+    from ai_engine.engine import AiEngine
+    from aimetrics.models import AiMetric
+    from photos.services.analysis import photo_analyze
+
+    engine = AiEngine(
+        [
+            AnthropicProvider(
+                api_key=settings.ANTHROPIC_API_KEY or "bench",
+                model=settings.ANTHROPIC_MODEL,
+                timeout_s=30,
+                base_url=base_url,
+            )
+        ]
+    )
+    flows = {}
+    for name, separate in (("two_calls", True), ("one_call", False)):
+        bench.reset_pipeline_tables()
+        ids = data.photos_insert(
+            project_id=bench.project_id, count=count, image=bench.small_image, queued=True
+        )
+        bytes_before = _fake_stats(base_url).get("request_bytes", 0)
+        with override_settings(AI_ROOM_SEPARATE_CALL=separate):
+            for photo_id in ids:
+                outcome = photo_analyze(photo_id=photo_id, engine=engine)
+                if outcome != "done":
+                    raise RuntimeError(f"photo {photo_id}: {outcome}")
+        sent = _fake_stats(base_url).get("request_bytes", 0) - bytes_before
+        totals = AiMetric.objects.filter(photo_id__in=ids).aggregate(
+            calls=Count("id"),
+            tokens_in=Sum("tokens_in"),
+            tokens_out=Sum("tokens_out"),
+            cost=Sum("cost_usd"),
+        )
+        flows[name] = {
+            "photos": count,
+            "calls": round(totals["calls"] / count, 2),
+            "tokens_in": round((totals["tokens_in"] or 0) / count),
+            "tokens_out": round((totals["tokens_out"] or 0) / count),
+            "bytes_sent": round(sent / count),
+            "cost_usd": float((totals["cost"] or 0) / count),
+            "model": settings.ANTHROPIC_MODEL,
+        }
+    return flows
+
+
+def _fake_stats(base_url: str) -> dict[str, int]:
+    with urllib.request.urlopen(f"{base_url}/stats", timeout=10) as response:
+        stats: dict[str, int] = json.loads(response.read())
+    return stats
 
 
 def _throughput(bench: Bench, env: dict[str, str], count: int, fake: Child) -> dict[str, Any]:
@@ -154,13 +223,22 @@ class TimedProvider:
         finally:
             self.seconds += time.perf_counter() - started
 
-    def detect_room(self, image: bytes) -> Any:
-        return self._timed(lambda: self.inner.detect_room(image))
+    def detect_room(self, image: bytes, *, max_tokens: int | None = None) -> Any:
+        return self._timed(lambda: self.inner.detect_room(image, max_tokens=max_tokens))
 
     def analyze_photo(
-        self, image: bytes, room_type: str, catalogue_keys: Sequence[str] = ()
+        self,
+        image: bytes,
+        room_type: str | None,
+        catalogue_keys: Sequence[str] = (),
+        *,
+        max_tokens: int | None = None,
     ) -> Any:
-        return self._timed(lambda: self.inner.analyze_photo(image, room_type, catalogue_keys))
+        return self._timed(
+            lambda: self.inner.analyze_photo(
+                image, room_type, catalogue_keys, max_tokens=max_tokens
+            )
+        )
 
 
 class QueryCounter:

@@ -288,6 +288,9 @@ OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
 ANTHROPIC_MODEL = os.environ.get("ANTHROPIC_MODEL", "claude-sonnet-4-6")
 OPENAI_MODEL = os.environ.get("OPENAI_MODEL", "gpt-4.1-mini")
 AI_TIMEOUT_S = env_float("AI_TIMEOUT_S", 30.0)
+# A photo without a room type: one call answers the room and the items; on, the room is asked in
+# a call of its own first (two calls: twice the image tokens and the wait).
+AI_ROOM_SEPARATE_CALL = env_bool("AI_ROOM_SEPARATE_CALL", False)
 # Ordered fallback list. Default: the providers whose keys are set, else the fake provider.
 _default_providers = [
     name for name, key in (("anthropic", ANTHROPIC_API_KEY), ("openai", OPENAI_API_KEY)) if key

@@ -14,6 +14,11 @@ every answer about images of some widths malformed (`malformed_widths`: the widt
 preflight, which only shrinks large images), and read what was served from `stats()` (over HTTP:
 `GET /stats`), so they can compare it with what our side recorded.
 
+An items answer carries the room (`room_type`, `room_confidence`) when the request's schema asks
+for it, as a model follows its schema. Usage is fixed (`tokens_in`, `tokens_out`), or with None
+estimated from each request and answer (image pixels ÷ 750, ~4 characters a token): benchmarks
+compare flows by it.
+
 Latency is constant (`latency_ms`), or log-normal when `latency_p95_ms` is given too: then
 `latency_ms` is the median and `latency_p95_ms` the 95th percentile of the draws (benchmarks).
 
@@ -175,12 +180,18 @@ def image_b64_of(body: Any) -> str:
 
 def image_width(image_b64: str) -> int | None:
     """The width of a base64 JPEG or PNG image, read from its header (None if neither)."""
+    size = image_size(image_b64)
+    return size[0] if size else None
+
+
+def image_size(image_b64: str) -> tuple[int, int] | None:
+    """Width and height of a base64 JPEG or PNG image, read from its header (None if neither)."""
     try:
         data = base64.b64decode(image_b64[:65536], validate=False)
     except (binascii.Error, ValueError):
         return None
     if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
-        return int.from_bytes(data[16:20], "big")
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     if not data.startswith(b"\xff\xd8"):
         return None
     index = 2
@@ -194,7 +205,8 @@ def image_width(image_b64: str) -> int | None:
         length = int.from_bytes(data[index + 2 : index + 4], "big")
         # SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) do not.
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return int.from_bytes(data[index + 7 : index + 9], "big")
+            height = int.from_bytes(data[index + 5 : index + 7], "big")
+            return int.from_bytes(data[index + 7 : index + 9], "big"), height
         index += 2 + length
     return None
 
@@ -238,10 +250,31 @@ def items_answer(image_b64: str) -> dict[str, Any]:
     return {"items": items, "confidence": round(0.55 + (digest[20] % 45) / 100, 2)}
 
 
-def _answer_for(kind: str, image_b64: str, malformed: bool) -> dict[str, Any]:
-    """The answer for a tool / schema name; `malformed` drops required fields."""
+def schema_of(body: Any) -> dict[str, Any]:
+    """The JSON schema a request asks the answer to follow ({} if none)."""
+    if not isinstance(body, dict):
+        return {}
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools and isinstance(tools[0], dict):
+        return dict(tools[0].get("input_schema") or {})
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict):
+        return dict((response_format.get("json_schema") or {}).get("schema") or {})
+    return {}
+
+
+def _answer_for(
+    kind: str, image_b64: str, malformed: bool, schema: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The answer for a tool / schema name; `malformed` drops required fields. An items answer
+    says the room too when the schema asks for it (`room_type`), as a model follows its schema."""
     if kind in ("report_items", "items"):
         answer = items_answer(image_b64)
+        if "room_type" in ((schema or {}).get("properties") or {}):
+            room = room_answer(image_b64)
+            answer = {"room_type": room["room_type"], "room_confidence": room["confidence"]} | (
+                answer
+            )
         return {"items": [{"key": "chair", "quantity": "two"}]} if malformed else answer
     answer = room_answer(image_b64)
     return {"room_type": answer["room_type"]} if malformed else answer
@@ -260,8 +293,8 @@ class FakeAiServer:
         fault_rate: float = 0.0,
         fault_delay_s: float = 5.0,
         malformed: bool = False,
-        tokens_in: int = 1000,
-        tokens_out: int = 500,
+        tokens_in: int | None = 1000,
+        tokens_out: int | None = 500,
         cache_read_tokens: int = 0,
         cache_creation_tokens: int = 0,
         response_model: str | None = None,
@@ -398,7 +431,8 @@ class FakeAiServer:
     def stats(self) -> dict[str, int]:
         """What was served, counted: `requests` and `requests:<tool>`; `fault:<kind>` for random
         faults; `scripted:<status>`; `ok:<tool>` for good answers sent in time and
-        `malformed:<tool>` for broken ones; `undelivered` for answers whose client had gone."""
+        `malformed:<tool>` for broken ones; `undelivered` for answers whose client had gone;
+        `request_bytes`, the bodies received (provider paths)."""
         with self._lock:
             return dict(self._stats)
 
@@ -415,6 +449,10 @@ class FakeAiServer:
         return [request for request in self.requests if request.provider == provider]
 
     # -- answering (called on handler threads) -----------------------------------------------
+
+    def _count_bytes(self, length: int) -> None:
+        with self._lock:
+            self._stats["request_bytes"] += length
 
     def _record(self, request: RecordedRequest) -> None:
         if not self.record:
@@ -495,7 +533,7 @@ class FakeAiServer:
         self, request: dict[str, Any], malformed: bool, outcome: str = ""
     ) -> dict[str, Any]:
         tool = str((request.get("tool_choice") or {}).get("name") or "report_room")
-        answer = _answer_for(tool, image_b64_of(request), malformed)
+        answer = _answer_for(tool, image_b64_of(request), malformed, schema_of(request))
         message = self._anthropic_tool_message(request, tool, answer)
         if outcome in ("refusal", "content_filter"):
             message["content"] = [{"type": "text", "text": REFUSAL_TEXT}]
@@ -505,6 +543,27 @@ class FakeAiServer:
             message["content"][0]["input"] = {}
             message["stop_reason"] = "max_tokens"
         return message
+
+    def _tokens_in(self, request: dict[str, Any]) -> int:
+        """The input tokens an answer reports: `tokens_in`, or with None an estimate from the
+        request, as the providers count: the image's pixels ÷ 750 (Anthropic's published rule)
+        and ~4 characters of text (prompt, schema) a token."""
+        if self.tokens_in is not None:
+            return self.tokens_in
+        size = image_size(image_b64_of(request))
+        image_tokens = math.ceil(size[0] * size[1] / 750) if size else 0
+        text = json.dumps({key: value for key, value in request.items() if key != "messages"})
+        for message in request.get("messages") or []:
+            for block in message.get("content") or []:
+                if isinstance(block, dict) and block.get("type") == "text":
+                    text += str(block.get("text") or "")
+        return image_tokens + math.ceil(len(text) / 4)
+
+    def _tokens_out(self, answer: Any) -> int:
+        """`tokens_out`, or with None an estimate: ~4 characters of the answer's JSON a token."""
+        if self.tokens_out is not None:
+            return self.tokens_out
+        return math.ceil(len(json.dumps(answer)) / 4)
 
     def _anthropic_tool_message(
         self, request: dict[str, Any], tool: str, answer: dict[str, Any]
@@ -525,8 +584,8 @@ class FakeAiServer:
             "stop_reason": "tool_use",
             "stop_sequence": None,
             "usage": {
-                "input_tokens": self.tokens_in,
-                "output_tokens": self.tokens_out,
+                "input_tokens": self._tokens_in(request),
+                "output_tokens": self._tokens_out(answer),
                 "cache_creation_input_tokens": self.cache_creation_tokens,
                 "cache_read_input_tokens": self.cache_read_tokens,
             },
@@ -536,7 +595,9 @@ class FakeAiServer:
         self, request: dict[str, Any], malformed: bool, outcome: str = ""
     ) -> dict[str, Any]:
         schema = ((request.get("response_format") or {}).get("json_schema") or {}).get("name")
-        answer = _answer_for(str(schema or "room"), image_b64_of(request), False)
+        answer = _answer_for(
+            str(schema or "room"), image_b64_of(request), False, schema_of(request)
+        )
         completion = self._openai_completion(request, answer, malformed)
         choice = completion["choices"][0]
         if outcome == "refusal":
@@ -570,9 +631,9 @@ class FakeAiServer:
                 }
             ],
             "usage": {
-                "prompt_tokens": self.tokens_in,
-                "completion_tokens": self.tokens_out,
-                "total_tokens": self.tokens_in + self.tokens_out,
+                "prompt_tokens": self._tokens_in(request),
+                "completion_tokens": self._tokens_out(answer),
+                "total_tokens": self._tokens_in(request) + self._tokens_out(answer),
             },
         }
 
@@ -635,6 +696,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path.endswith("/chat/completions"):
             provider = OPENAI
         fake = self.server.fake
+        if provider is not None:
+            fake._count_bytes(length)
         fake._record(
             RecordedRequest(
                 method="POST",
@@ -706,6 +769,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--fault-delay-s", type=float, default=5.0)
     parser.add_argument("--malformed", action="store_true")
+    parser.add_argument(
+        "--estimate-usage",
+        action="store_true",
+        help="report tokens estimated from each request and answer (default: 1000 in, 500 out)",
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument(
         "--fault-kinds",
@@ -730,6 +798,8 @@ def main(argv: list[str] | None = None) -> None:
         fault_delay_s=args.fault_delay_s,
         malformed=args.malformed,
         seed=args.seed,
+        tokens_in=None if args.estimate_usage else 1000,
+        tokens_out=None if args.estimate_usage else 500,
         fault_kinds=[kind for kind in args.fault_kinds.split(",") if kind],
         retry_after=args.retry_after,
         malformed_widths=args.malformed_width,

@@ -74,10 +74,10 @@ def test_worker_analyses_an_s3_photo_with_claude(
     analysis = photo["analysis"]
     assert (analysis["provider"], analysis["model"]) == ("anthropic", "claude-sonnet-4-6")
     assert analysis["items"] and photo["roomType"]
-    # The SDK reached the Anthropic API twice (detect_room, then analyze_photo), each time with
-    # the preflighted image: a JPEG within 1568 px and 1.15 MP, not the 6 MP original.
+    # The SDK reached the Anthropic API once (the room and the items in one answer), with the
+    # preflighted image: a JPEG within 1568 px and 1.15 MP, not the 6 MP original.
     requests = fake_ai.requests_for("anthropic")
-    assert [r.body["tool_choice"]["name"] for r in requests] == ["report_room", "report_items"]
+    assert [r.body["tool_choice"]["name"] for r in requests] == ["report_items"]
     sent = Image.open(io.BytesIO(base64.b64decode(requests[0].image_b64)))
     assert (
         sent.format == "JPEG"
@@ -86,9 +86,8 @@ def test_worker_analyses_an_s3_photo_with_claude(
     )
     # Usage and cost came back into AiMetric; the key never went anywhere but the request.
     metrics = list(AiMetric.objects.filter(photo_id=photo_id).order_by("created_at"))
-    assert [(m.operation, m.success) for m in metrics] == [
-        ("detect_room", True),
-        ("analyze_photo", True),
+    assert [(m.operation, m.success, m.meta.get("roomDetected")) for m in metrics] == [
+        ("analyze_photo", True, True)
     ]
     for metric in metrics:
         assert (metric.tokens_in, metric.tokens_out) == (1200, 300)

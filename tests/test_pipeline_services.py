@@ -57,7 +57,7 @@ def test_success_stores_done_analysis_and_metrics(django_capture_on_commit_callb
     operations = sorted(
         AiMetric.objects.filter(photo_id=photo.pk).values_list("operation", flat=True)
     )
-    assert operations == ["analyze_photo", "detect_room"]
+    assert operations == ["analyze_photo"]  # the room is detected in the same call
     metric = AiMetric.objects.get(photo_id=photo.pk, operation="analyze_photo")
     assert metric.success and metric.tokens_in > 0 and metric.tokens_out > 0
     assert metric.meta["photoId"] == str(photo.pk)
@@ -245,15 +245,14 @@ def test_a_result_stored_by_a_taken_over_worker_is_dropped(
 def test_a_redelivered_message_reuses_answers_already_paid_for(
     django_capture_on_commit_callbacks: Any, redis_client: Any
 ) -> None:
-    """A worker paid for both answers and died before storing the result: the next one stores
-    it without calling the provider again."""
+    """A worker paid for the answer (room and items, one call) and died before storing the
+    result: the next one stores it without calling the provider again."""
     photo = _enqueued_photo(django_capture_on_commit_callbacks)
     counting = FakeProvider()
     first = photo_claim(photo_id=str(photo.pk))
     assert isinstance(first, Claim)
     engine = AiEngine([counting]).with_recorder(MetricRecorder(first.photo, {"originalBytes": 1}))
-    engine.detect_room(b"image")
-    engine.analyze_photo(b"image", "kitchen")
+    paid = engine.analyze_photo(b"image", None)
     Photo.objects.filter(pk=photo.pk).update(lease_owner="worker-killed")  # then it was killed
 
     failing_if_called = FakeProvider(fail_rate=1.0, fail_code="BAD_INPUT")
@@ -261,11 +260,12 @@ def test_a_redelivered_message_reuses_answers_already_paid_for(
 
     photo.refresh_from_db()
     assert photo.status == "DONE" and photo.analysis is not None
-    assert AiMetric.objects.filter(photo_id=photo.pk, success=True).count() == 2
+    assert photo.room_type == paid.room_type  # the room came with the paid answer
+    assert AiMetric.objects.filter(photo_id=photo.pk, success=True).count() == 1
     assert not AiMetric.objects.filter(photo_id=photo.pk, success=False).exists()
     # The answers live in their own table, one per operation of the run, not in the metrics.
     answers = ProviderAnswer.objects.filter(photo=photo, run=photo.run)
-    assert sorted(answers.values_list("operation", flat=True)) == ["analyze_photo", "detect_room"]
+    assert list(answers.values_list("operation", flat=True)) == ["analyze_photo"]
     assert not AiMetric.objects.filter(photo_id=photo.pk, meta__has_key="answer").exists()
 
 
@@ -278,8 +278,7 @@ def test_a_photo_handed_back_after_a_database_failure_still_reuses_its_answers(
     first = photo_claim(photo_id=str(photo.pk))
     assert isinstance(first, Claim)
     engine = AiEngine([FakeProvider()]).with_recorder(MetricRecorder(first.photo, {}))
-    engine.detect_room(b"image")
-    engine.analyze_photo(b"image", "kitchen")
+    engine.analyze_photo(b"image", None)
     photo_give_back(photo_id=photo.pk, token=first.token)  # then its database failed
     assert Photo.objects.get(pk=photo.pk).attempts == 0
 
@@ -288,7 +287,7 @@ def test_a_photo_handed_back_after_a_database_failure_still_reuses_its_answers(
 
     photo.refresh_from_db()
     assert (photo.status, photo.attempts) == ("DONE", 1)
-    assert AiMetric.objects.filter(photo_id=photo.pk, success=True).count() == 2
+    assert AiMetric.objects.filter(photo_id=photo.pk, success=True).count() == 1
     assert not AiMetric.objects.filter(photo_id=photo.pk, success=False).exists()
 
 

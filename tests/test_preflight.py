@@ -454,7 +454,7 @@ def test_provider_receives_no_metadata_on_either_path(
         requests = server.requests_for("anthropic")
 
     assert outcome == Outcome.DONE
-    assert [tool_of(request.body) for request in requests] == ["report_room", "report_items"]
+    assert [tool_of(request.body) for request in requests] == ["report_items"]
     for request in requests:
         sent = base64.b64decode(request.image_b64)
         _assert_no_metadata(sent)

@@ -665,14 +665,14 @@ def test_engine_prices_openais_dated_answer_model_as_the_model_asked_for() -> No
     [
         ("refusal", "the model declined to answer: " + REFUSAL_TEXT, "refused"),
         ("content_filter", "the model declined to answer", "refused"),
-        ("truncated", "answer too long", "truncated"),
     ],
 )
-def test_a_refused_filtered_or_truncated_answer_is_not_asked_again_and_is_metered(
+def test_a_refused_or_filtered_answer_is_not_asked_again_and_is_metered(
     fake_ai: FakeAiServer, provider: str, outcome: str, says: str, problem: str
 ) -> None:
     """What the real APIs send instead of an answer: the identical request would be paid again
-    and answered the same, so the engine does not repeat it (it did, as a 'malformed' answer)."""
+    and answered the same, so the engine does not repeat it (it did, as a 'malformed' answer).
+    A cut-off answer: tests/test_provider_answers.py."""
     fake_ai.script(outcome=outcome)
     recorder = Recorder()
     engine = AiEngine([provider_for(provider, fake_ai)], on_call=recorder)
@@ -714,7 +714,7 @@ def test_pipeline_stores_done_with_tokens_and_exact_cost_from_the_provider(
     assert photo.analysis is not None
     assert (photo.analysis["provider"], photo.analysis["model"]) == ("anthropic", SONNET)
     metrics = AiMetric.objects.filter(photo_id=photo.pk).order_by("created_at", "pk")
-    assert [m.operation for m in metrics] == ["detect_room", "analyze_photo"]
+    assert [m.operation for m in metrics] == ["analyze_photo"]  # the room in the same call
     sent = base64.b64decode(fake_ai.requests[0].image_b64)
     for metric in metrics:
         assert metric.success and metric.provider == "anthropic"

@@ -121,18 +121,18 @@ def test_upload_api(
 def test_photo_analyze_with_the_fake_provider(
     django_assert_num_queries: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    photo = make_photo()  # no room type: two provider calls, detect_room and analyze_photo
+    photo = make_photo()  # no room type: one provider call answers the room and the items
     with django_capture_on_commit_callbacks(execute=True):
         photo_enqueue(photo=photo)
     volume_catalogue().keys()  # the catalogue is read once a minute per process: warm it
 
     # The claim (the conditional UPDATE, then one SELECT of the photo, its project, and whether
-    # answers of this run are on record: none, so no read of them), per provider call the
-    # answer's INSERT and the AiMetric INSERT, then SAVEPOINT, the DONE UPDATE, RELEASE, and
+    # answers of this run are on record: none, so no read of them), for the one provider call
+    # the answer's INSERT and the AiMetric INSERT, then SAVEPOINT, the DONE UPDATE, RELEASE, and
     # after the commit the project's inventory request (one UPDATE). The catalogue's volumes
     # come from its per-minute copy.
     with (
-        django_assert_num_queries(10),
+        django_assert_num_queries(8),
         django_capture_on_commit_callbacks(execute=True),
     ):
         outcome = photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())

@@ -205,22 +205,27 @@ def _ask_engine(
     engine: AiEngine,
     paid: dict[str, RoomGuess | PhotoAnalysis],
 ) -> tuple[dict[str, Any], str]:
-    image = ImageBytes(prepared.data)  # base64-encoded once for both calls
-    room_type = photo.room_type
+    """One call: the items, and the room too when the client gave no room type. The room in a
+    call of its own first only where AI_ROOM_SEPARATE_CALL asks for it."""
+    image = ImageBytes(prepared.data)  # base64-encoded once for every call
+    room_type: str | None = photo.room_type or None
     room_confidence = None
-    if not room_type:
+    if room_type is None and settings.AI_ROOM_SEPARATE_CALL:
         guess = paid.get("detect_room")
         if not isinstance(guess, RoomGuess):
             guess = engine.detect_room(image)
         room_type, room_confidence = guess.room_type, guess.confidence
     catalogue = volume_catalogue()
     result = paid.get("analyze_photo")
-    if not isinstance(result, PhotoAnalysis):
+    if not isinstance(result, PhotoAnalysis) or (room_type is None and result.room_type is None):
         keys = catalogue.keys()
         # The key list is cached, but re-read once a minute: that read must not keep its
         # connection for the whole call (with a pool of 10, ten threads did, for seconds each).
         _release_connection()
         result = engine.analyze_photo(image, room_type, keys)
+    if room_type is None:
+        assert result.room_type is not None  # asked without a room type: the answer has one
+        room_type, room_confidence = result.room_type, result.room_confidence
     volumes = catalogue.volumes(item.key for item in result.items)
     document = analysis_document(result, volumes=volumes)
     if room_confidence is not None:

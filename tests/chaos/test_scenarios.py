@@ -286,8 +286,8 @@ def test_provider_faults_and_always_malformed_answers(stack: MakeStack) -> None:
             "--seed",
             "6",
         ],  # fmt: skip
-        # With 20 % of calls failing, 3 attempts leave ~2.7 % of photos ERROR (two calls must
-        # succeed with at most two failures); 8 attempts leave ~0.002 % (docs/reliability.md).
+        # With 20 % of calls failing, 3 attempts leave ~0.8 % of photos ERROR (three failures in
+        # a row); 8 attempts leave ~0.0003 % (docs/reliability.md).
         PHOTO_MAX_ATTEMPTS="8",
     )
     s.start_web()
@@ -431,8 +431,8 @@ def test_every_message_delivered_twice(stack: MakeStack) -> None:
     outcome.notes["claims"] = sum(claims(s).values())
     finish(outcome)
     assert copies == 100
-    assert stats.get("ok:report_items") == 100 and stats.get("ok:report_room") == 100, stats
-    assert metric_counts(s) == {"ok": 200}
+    assert stats.get("ok:report_items") == 100 and not stats.get("ok:report_room"), stats
+    assert metric_counts(s) == {"ok": 100}
     assert_every_call_recorded(s)
 
 
