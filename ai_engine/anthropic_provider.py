@@ -99,15 +99,16 @@ class AnthropicProvider:
                 detail=error_detail(exc.body),
                 codes=error_codes(exc.body),
             ) from None
+        cache_write = message.usage.cache_creation_input_tokens or 0
+        cache_read = message.usage.cache_read_input_tokens or 0
         usage = Usage(
             self.name,
             message.model or self.model,
-            # Cached prompt tokens are billed input too (at the cache's own rates: counted here
-            # at the input rate, an upper bound).
-            tokens_in=message.usage.input_tokens
-            + (message.usage.cache_creation_input_tokens or 0)
-            + (message.usage.cache_read_input_tokens or 0),
+            # Cached prompt tokens are billed input too, at the cache's own rates.
+            tokens_in=message.usage.input_tokens + cache_write + cache_read,
             tokens_out=message.usage.output_tokens,
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
         )
         if message.stop_reason == "refusal":
             said = " ".join(block.text for block in message.content if block.type == "text")

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from ai_engine.breaker import CircuitBreaker
 from ai_engine.errors import AiError, ErrorCode, error_from_exception
-from ai_engine.pricing import DEFAULT_PRICES, call_cost, price_for
+from ai_engine.pricing import Overrides, call_price
 from ai_engine.prompts import MAX_OUTPUT_TOKENS
 from ai_engine.structured import AnswerTruncated, BilledAnswer, InvalidOutput
 from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess, Usage, answer_to_json
@@ -37,6 +37,8 @@ class CallRecord:
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: Decimal = Decimal("0")
+    #: Who priced the call (`ai_engine.pricing`); empty when no answer came, so nothing was billed.
+    price_source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     #: The successful answer as plain JSON (`answer_to_json`), for the caller to keep and reuse.
     answer: dict[str, Any] | None = None
@@ -59,14 +61,14 @@ class AiEngine:
         *,
         on_call: Callable[[CallRecord], None] = _ignore,
         breaker: CircuitBreaker | None = None,
-        prices: Mapping[str, tuple[Decimal, Decimal]] = DEFAULT_PRICES,
+        prices: Overrides | None = None,  # AI_PRICES: over genai-prices for the models it names
     ) -> None:
         if not providers:
             raise ValueError("AiEngine needs at least one provider")
         self.providers = list(providers)
         self.on_call = on_call
         self.breaker = breaker
-        self.prices = prices
+        self.prices = prices or {}
 
     def with_recorder(self, on_call: Callable[[CallRecord], None]) -> AiEngine:
         return AiEngine(self.providers, on_call=on_call, breaker=self.breaker, prices=self.prices)
@@ -186,12 +188,12 @@ class AiEngine:
         return result
 
     def _cost(self, usage: Usage) -> dict[str, Any]:
-        if price_for(self.prices, usage.model) is None:
-            logger.warning("no price for model %s: its cost is recorded as 0", usage.model)
+        price = call_price(usage, self.prices)
         return {
             "tokens_in": usage.tokens_in,
             "tokens_out": usage.tokens_out,
-            "cost_usd": call_cost(self.prices, usage.model, usage.tokens_in, usage.tokens_out),
+            "cost_usd": price.cost_usd,
+            "price_source": price.source,
         }
 
 

@@ -114,11 +114,14 @@ class OpenAIProvider:
                 detail=error_detail(exc.body),
                 codes=error_codes(exc.body),
             ) from None
+        details = completion.usage.prompt_tokens_details if completion.usage else None
         usage = Usage(
             self.name,
             completion.model or self.model,
+            # prompt_tokens includes the cached ones, which are billed at the cache's rate.
             tokens_in=completion.usage.prompt_tokens if completion.usage else 0,
             tokens_out=completion.usage.completion_tokens if completion.usage else 0,
+            cache_read_tokens=(details.cached_tokens or 0) if details else 0,
         )
         if not completion.choices:
             raise InvalidOutput(self.name, "empty answer", usage=usage)

@@ -11,7 +11,6 @@ from django.core.exceptions import ImproperlyConfigured
 from ai_engine.breaker import CircuitBreaker
 from ai_engine.engine import AiEngine
 from ai_engine.fake import FakeProvider
-from ai_engine.pricing import DEFAULT_PRICES
 from ai_engine.types import AiProvider
 
 KNOWN_PROVIDERS = ("anthropic", "openai", "fake")
@@ -56,7 +55,8 @@ def _key(setting: str) -> str:
 
 
 def prices_from_settings() -> dict[str, tuple[Decimal, Decimal]]:
-    prices = dict(DEFAULT_PRICES)
+    """AI_PRICES as the engine takes it: the models whose prices override genai-prices'."""
+    prices = {}
     for model, pair in settings.AI_PRICES.items():
         price_in, price_out = pair
         prices[model] = (Decimal(str(price_in)), Decimal(str(price_out)))

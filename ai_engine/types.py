@@ -40,12 +40,15 @@ def image_b64(image: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Usage:
-    """What one provider call cost: tokens and the model that answered."""
+    """What one provider call cost: tokens and the model that answered. `tokens_in` counts every
+    input token; the cache's reads and writes, billed at their own rates, are part of it."""
 
     provider: str
     model: str
     tokens_in: int = 0
     tokens_out: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ai_engine.errors import ErrorCode
-from ai_engine.pricing import DEFAULT_PRICES
+from ai_engine.pricing import FREE, GENAI_PRICES, OVERRIDE, UNPRICED
 from ai_engine.registry import KNOWN_PROVIDERS
-from aimetrics.models import AiMetric
+from aimetrics.models import LEGACY_PRICE_SOURCE, AiMetric
 from infra.admin_tools import CappedCountPaginator, ValueListFilter, search_by_uuid
 
 #: Choices of the model and operation filters come from the newest rows (a range of the
@@ -47,7 +47,7 @@ class ModelFilter(ValueListFilter):
     lookup = "model"
 
     def values(self, request: HttpRequest) -> Iterable[tuple[str, str]]:
-        known = set(DEFAULT_PRICES) | set(getattr(settings, "AI_PRICES", {}) or {})
+        known = {settings.ANTHROPIC_MODEL, settings.OPENAI_MODEL} | set(settings.AI_PRICES)
         return [(name, name) for name in sorted(known | _recent_values("model"))]
 
 
@@ -58,6 +58,17 @@ class OperationFilter(ValueListFilter):
 
     def values(self, request: HttpRequest) -> Iterable[tuple[str, str]]:
         return [(name, name) for name in sorted(set(OPERATIONS) | _recent_values("operation"))]
+
+
+class PriceSourceFilter(ValueListFilter):
+    title = _("price source")
+    parameter_name = "price_source"
+    lookup = "price_source"
+
+    def values(self, request: HttpRequest) -> Iterable[tuple[str, str]]:
+        # No query: the sources are known (an older genai-prices version typed in still filters).
+        known = {GENAI_PRICES, OVERRIDE, FREE, UNPRICED, LEGACY_PRICE_SOURCE}
+        return [(name, name) for name in sorted(known)]
 
 
 class ErrorTypeFilter(ValueListFilter):
@@ -81,6 +92,7 @@ METRIC_FIELDS = (
     "tokens_in",
     "tokens_out",
     "cost_usd",
+    "price_source",
     "photo_link",
     "project_link",
     "meta",
@@ -100,6 +112,7 @@ class AiMetricAdmin(admin.ModelAdmin[AiMetric]):
         "tokens_in",
         "tokens_out",
         "cost_usd",
+        "price_source",
         "photo_link",
     ]
     list_filter = [
@@ -108,6 +121,7 @@ class AiMetricAdmin(admin.ModelAdmin[AiMetric]):
         OperationFilter,
         "success",
         ErrorTypeFilter,
+        PriceSourceFilter,
         ("created_at", admin.DateFieldListFilter),
     ]
     search_fields = ["model", "operation"]

@@ -6,6 +6,9 @@ from django.db import models
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+#: The price source of the rows written before genai-prices (migration 0005).
+LEGACY_PRICE_SOURCE = "hand-written table"
+
 
 class AiMetric(models.Model):
     """One AI provider call: who answered, how fast, at what cost, and how it ended.
@@ -27,6 +30,12 @@ class AiMetric(models.Model):
     tokens_out = models.PositiveIntegerField(_("tokens out"), default=0)
     cost_usd = models.DecimalField(
         _("cost (USD)"), max_digits=12, decimal_places=6, default=Decimal("0")
+    )
+    #: Who priced the call: "genai-prices <version>", "AI_PRICES", "free" (the fake provider),
+    #: "unpriced" (no one knows the model: $0); empty when nothing was answered, so nothing billed.
+    #: The database default too: bulk loads in SQL (benchmarks, tests) need not name it.
+    price_source = models.CharField(
+        _("price source"), max_length=40, blank=True, default="", db_default=""
     )
     photo_id = models.UUIDField(_("photo"), null=True, blank=True)
     project_id = models.UUIDField(_("project"), null=True, blank=True)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
+from ai_engine.pricing import GENAI_PRICES, UNPRICED
 from aimetrics.charts import Point, bar_chart, column_chart, line_chart
 from aimetrics.dashboard import Dashboard, dashboard_build
 from aimetrics.forms import DEFAULT_WINDOW, DashboardWindowForm
@@ -56,6 +59,7 @@ def _page(dashboard: Dashboard) -> dict[str, Any]:
     cost = [Point(label(b.start), float(b.cost_usd)) for b in dashboard.series]
     failures = [Point(f.error_type or _("(none)"), f.calls) for f in dashboard.failures]
     per = _("per hour") if hourly else _("per day")
+    changelist = reverse("admin:aimetrics_aimetric_changelist")
     return {
         "dashboard": dashboard,
         "summary": dashboard.summary,
@@ -79,5 +83,8 @@ def _page(dashboard: Dashboard) -> dict[str, Any]:
             (project, _admin_url("admin:photos_project_change", project.project_id))
             for project in dashboard.cost_by_project
         ],
-        "changelist": reverse("admin:aimetrics_aimetric_changelist"),
+        "changelist": changelist,
+        "price_source": GENAI_PRICES,
+        "price_overrides": ", ".join(sorted(settings.AI_PRICES)),
+        "unpriced": f"{changelist}?{urlencode({'price_source': UNPRICED})}",
     }

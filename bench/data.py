@@ -219,7 +219,7 @@ def aimetrics_insert(*, count: int, days: int, project_ids: list[uuid.UUID]) -> 
     expressions: dict[str, tuple[str, list[Any]]] = {
         "created_at": ("now() - make_interval(secs => g * %s)", [seconds]),
         "provider": ("CASE WHEN g % 50 = 0 THEN 'openai' ELSE 'anthropic' END", []),
-        "model": ("CASE WHEN g % 50 = 0 THEN 'gpt-4.1-mini' ELSE 'claude-sonnet-4-6' END", []),
+        "model": ("CASE WHEN g % 50 = 0 THEN 'gpt-5.4-mini' ELSE 'claude-sonnet-4-6' END", []),
         "operation": ("CASE WHEN g % 2 = 0 THEN 'detect_room' ELSE 'analyze_photo' END", []),
         "latency_ms": ("800 + (g::bigint * 7919) % 6000", []),
         "success": ("g % 40 <> 0", []),

@@ -285,8 +285,10 @@ ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 ANTHROPIC_BASE_URL = os.environ.get("ANTHROPIC_BASE_URL", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
+# Defaults the installed SDKs list, not deprecated, and priced by genai-prices
+# (tests/test_models.py checks all three, so a retired default fails CI).
 ANTHROPIC_MODEL = os.environ.get("ANTHROPIC_MODEL", "claude-sonnet-4-6")
-OPENAI_MODEL = os.environ.get("OPENAI_MODEL", "gpt-4.1-mini")
+OPENAI_MODEL = os.environ.get("OPENAI_MODEL", "gpt-5.4-mini")
 AI_TIMEOUT_S = env_float("AI_TIMEOUT_S", 30.0)
 # A photo without a room type: one call answers the room and the items; on, the room is asked in
 # a call of its own first (two calls: twice the image tokens and the wait).
@@ -299,8 +301,8 @@ AI_PROVIDERS = env_list("AI_PROVIDERS", []) or (
     [os.environ["AI_PROVIDER"]] if os.environ.get("AI_PROVIDER") else _default_providers
 )
 AI_PROVIDER = AI_PROVIDERS[0]
-# USD per million input/output tokens, per model, e.g. {"claude-sonnet-4-5": [3, 15]};
-# merged over ai_engine.pricing.DEFAULT_PRICES.
+# Prices come from the installed genai-prices; this overrides them for the models it names:
+# USD per million input/output tokens, e.g. {"claude-sonnet-4-6": [3, 15]} (ai_engine/pricing.py).
 AI_PRICES = json.loads(os.environ.get("AI_PRICES", "{}") or "{}")
 AI_BREAKER_THRESHOLD = env_int("AI_BREAKER_THRESHOLD", 5)
 AI_BREAKER_WINDOW_S = env_int("AI_BREAKER_WINDOW_S", 60)

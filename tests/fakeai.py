@@ -58,6 +58,14 @@ from ai_engine.types import ROOM_TYPES
 
 ANTHROPIC = "anthropic"
 OPENAI = "openai"
+#: The model ids the tests name, current ones: tests/test_models.py checks that the installed SDKs
+#: list each (and do not mark it deprecated) and that genai-prices prices it. The dated ids are
+#: snapshots, as the APIs name the model in their answers.
+SONNET = "claude-sonnet-4-6"
+HAIKU_DATED = "claude-haiku-4-5-20251001"
+GPT = "gpt-5.4-mini"
+GPT_DATED = "gpt-5.4-mini-2026-03-17"
+TEST_MODELS = {ANTHROPIC: (SONNET, HAIKU_DATED), OPENAI: (GPT, GPT_DATED)}
 ANTHROPIC_PATH = "/v1/messages"
 OPENAI_PATH = "/v1/chat/completions"
 #: The random faults `fault_rate` draws from: a 429 with `retry-after`, a 529, a 500, and an
@@ -324,11 +332,13 @@ class FakeAiServer:
         self.malformed = malformed
         self.tokens_in = tokens_in
         self.tokens_out = tokens_out
-        # Anthropic's prompt caching: billed input reported beside `input_tokens`.
+        # Prompt caching: input read from or written to the cache, billed at the cache's rates.
+        # Anthropic reports both beside `input_tokens`; OpenAI counts reads in `prompt_tokens`
+        # and again in `prompt_tokens_details.cached_tokens` (and reports no writes).
         self.cache_read_tokens = cache_read_tokens
         self.cache_creation_tokens = cache_creation_tokens
         #: The model the answers name; None echoes the request's. (The real OpenAI API answers
-        #: with a dated snapshot: "gpt-4.1-mini" comes back as "gpt-4.1-mini-2025-04-14".)
+        #: with a dated snapshot: "gpt-5.4-mini" comes back as "gpt-5.4-mini-2026-03-17".)
         self.response_model = response_model
         self._rng = random.Random(seed)
         self._latency_rng = random.Random(seed)  # its own: draws never shift the faults'
@@ -631,9 +641,12 @@ class FakeAiServer:
                 }
             ],
             "usage": {
-                "prompt_tokens": self._tokens_in(request),
+                "prompt_tokens": self._tokens_in(request) + self.cache_read_tokens,
                 "completion_tokens": self._tokens_out(answer),
-                "total_tokens": self._tokens_in(request) + self._tokens_out(answer),
+                "total_tokens": self._tokens_in(request)
+                + self.cache_read_tokens
+                + self._tokens_out(answer),
+                "prompt_tokens_details": {"cached_tokens": self.cache_read_tokens},
             },
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from datetime import timedelta
@@ -20,7 +21,9 @@ from django.utils import timezone
 from PIL import Image
 
 from ai_engine.fake import FakeProvider
+from ai_engine.pricing import GENAI_PRICES, OVERRIDE, UNPRICED
 from aimetrics.models import AiMetric
+from aimetrics.services import aimetric_record
 from infra.admin_tools import CappedCountPaginator
 from inventory.admin import ProjectAdmin
 from inventory.admin.actions import sync_project_inventory
@@ -34,6 +37,7 @@ from photos.models import Photo, Project
 from photos.services.analysis import Outcome, photo_analyze
 from photos.services.uploads import photo_create
 from tests.factories import image_bytes, make_photo, make_project, make_user
+from tests.fakeai import GPT, HAIKU_DATED, SONNET
 
 pytestmark = pytest.mark.django_db
 
@@ -778,7 +782,7 @@ def test_ai_metric_filters_and_photo_link(staff_client: Client) -> None:
     ok_ids = set(ok.values_list("pk", flat=True))
     failed = AiMetric.objects.create(
         provider="openai",
-        model="gpt-4.1-mini",
+        model=GPT,
         operation="analyze_photo",
         latency_ms=30000,
         success=False,
@@ -788,7 +792,7 @@ def test_ai_metric_filters_and_photo_link(staff_client: Client) -> None:
     AiMetric.objects.filter(pk=failed.pk).update(created_at=timezone.now() - timedelta(days=3))
 
     assert _listed(staff_client.get(METRICS, {"provider": "openai"})) == {failed.pk}
-    assert _listed(staff_client.get(METRICS, {"model": "gpt-4.1-mini"})) == {failed.pk}
+    assert _listed(staff_client.get(METRICS, {"model": GPT})) == {failed.pk}
     detect = set(ok.filter(operation="detect_room", success=True).values_list("pk", flat=True))
     assert _listed(staff_client.get(METRICS, {"operation": "detect_room"})) == detect
     assert _listed(staff_client.get(METRICS, {"success__exact": "0"})) == {failed.pk}
@@ -801,3 +805,32 @@ def test_ai_metric_filters_and_photo_link(staff_client: Client) -> None:
     page = staff_client.get(METRICS).content.decode()
     assert reverse("admin:photos_photo_change", args=[photo.pk]) in page
     assert ">fake-vision-1<" in page  # the model filter offers the models recently used
+
+
+def test_ai_metrics_show_and_filter_who_priced_each_call(staff_client: Client) -> None:
+    def call(model: str, cost: str, source: str) -> AiMetric:
+        return aimetric_record(
+            provider="anthropic",
+            model=model,
+            operation="analyze_photo",
+            latency_ms=900,
+            success=True,
+            tokens_in=1000,
+            tokens_out=500,
+            cost_usd=Decimal(cost),
+            price_source=source,
+        )
+
+    priced = call(SONNET, "0.010500", GENAI_PRICES)
+    overridden = call(HAIKU_DATED, "0.002000", OVERRIDE)
+    unknown = call("claude-mystery-9", "0", UNPRICED)
+
+    listed = staff_client.get(METRICS)
+    page = html.unescape(listed.content.decode())
+    assert "<th" in page and "Price source" in page  # a column of the list
+    assert GENAI_PRICES in page and ">AI_PRICES<" in page
+    assert _listed(staff_client.get(METRICS, {"price_source": UNPRICED})) == {unknown.pk}
+    assert _listed(staff_client.get(METRICS, {"price_source": OVERRIDE})) == {overridden.pk}
+    detail = staff_client.get(f"{METRICS}{priced.pk}/change/")
+    assert detail.status_code == 200
+    assert "Price source" in detail.content.decode() and GENAI_PRICES in detail.content.decode()

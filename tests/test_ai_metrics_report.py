@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from tests.fakeai import GPT, SONNET
 from tests.test_dashboard import HISTOGRAM_ERROR, NOW, SINCE, Known
 
 pytestmark = pytest.mark.django_db
@@ -43,11 +44,11 @@ def test_table_shows_every_section(known: Known) -> None:
     lines = output.splitlines()
     assert any(line.split() == ["calls", "7"] for line in lines)
     assert any(line.split() == ["cost_per_photo_usd", "0.010350"] for line in lines)
-    sonnet = next(line for line in lines if "claude-sonnet-4-5" in line).split()
+    sonnet = next(line for line in lines if SONNET in line).split()
     # provider model operation calls successes rate mean p50 p95 p99 tokens_in tokens_out cost
     assert sonnet[:7] + sonnet[10:] == [
         "anthropic",
-        "claude-sonnet-4-5",
+        SONNET,
         "analyze_photo",
         "5",
         "4",
@@ -111,7 +112,7 @@ def test_json_keeps_exact_costs(known: Known) -> None:
     assert summary["latency"]["p99"] == pytest.approx(964, rel=HISTOGRAM_ERROR)  # the histogram
     mini = document["by_call"][1]
     assert (mini["model"], mini["success_rate"], mini["latency"]["p95"]) == (
-        "gpt-4.1-mini",
+        GPT,
         0.5,
         pytest.approx(145, rel=HISTOGRAM_ERROR),
     )

@@ -33,6 +33,7 @@ from photos.models import Photo
 from photos.services.analysis import Outcome, photo_analyze
 from tests.conftest import Queue, flush_namespace
 from tests.factories import make_photo, make_project, make_user
+from tests.fakeai import SONNET
 
 pytestmark = pytest.mark.browser
 
@@ -110,7 +111,7 @@ def _failed(photo: Photo, code: str, message: str) -> Photo:
     for retry in range(3):  # the calls a real failure would have left: the dashboard shows them
         aimetric_record(
             provider="anthropic",
-            model="claude-sonnet-4-6",
+            model=SONNET,
             operation="analyze_photo",
             latency_ms=30_000 if code == "TIMEOUT" else 400,
             success=False,
@@ -147,7 +148,7 @@ def _spread_metrics() -> None:
     for hour in range(0, 24, 2):
         metric = aimetric_record(
             provider="anthropic",
-            model="claude-sonnet-4-6",
+            model=SONNET,
             operation="analyze_photo",
             latency_ms=2_000 + 150 * (hour % 7),
             success=True,

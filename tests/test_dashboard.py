@@ -7,6 +7,7 @@ either way. The rollup job itself: tests/test_dashboard_rollup.py."""
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -17,6 +18,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from ai_engine.pricing import GENAI_PRICES, UNPRICED
 from aimetrics.charts import Point, bar_chart, column_chart, line_chart
 from aimetrics.dashboard import Dashboard, dashboard_build
 from aimetrics.models import AiMetric
@@ -28,14 +30,15 @@ from aimetrics.rollup import (
 )
 from aimetrics.services import aimetric_record
 from aimetrics.windows import WindowError, window_parse
+from tests import fakeai
 from tests.factories import make_photo, make_project, make_user
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SINCE = NOW - timedelta(hours=24)
-SONNET = ("anthropic", "claude-sonnet-4-5", "analyze_photo")
-MINI = ("openai", "gpt-4.1-mini", "detect_room")
+SONNET = ("anthropic", fakeai.SONNET, "analyze_photo")
+MINI = ("openai", fakeai.GPT, "detect_room")
 # The latency histogram's buckets: each read within 1 % of any latency in it (aimetrics/rollup.py).
 HISTOGRAM_ERROR = 0.01
 
@@ -341,6 +344,7 @@ def test_chart_labels_are_escaped_and_coordinates_are_numbers() -> None:
 # --- The admin page -------------------------------------------------------------------------
 
 URL = "/admin/aimetrics/dashboard/"
+METRICS = "/admin/aimetrics/aimetric/"
 
 
 @pytest.fixture
@@ -380,10 +384,22 @@ def test_staff_see_the_figures_and_links_to_photos_and_projects(staff_client: Cl
     assert response.status_code == 200
     page = response.content.decode()
     assert response.context["summary"].calls == 4
-    assert "claude-sonnet-4-5" in page and "RATE_LIMIT" in page
+    assert fakeai.SONNET in page and "RATE_LIMIT" in page
     assert f'href="/admin/photos/photo/{photo.pk}/change/"' in page
     assert f'href="/admin/photos/project/{project.pk}/change/"' in page
     assert "$0.003000" in page  # the cost of the window
+
+
+def test_the_page_says_who_prices_the_calls_and_links_to_the_unpriced_ones(
+    staff_client: Client, settings: Any
+) -> None:
+    settings.AI_PRICES = {"my-model": [1, 2], "other-model": [3, 4]}
+
+    page = html.unescape(staff_client.get(URL).content.decode())
+
+    assert f"Costs are priced by {GENAI_PRICES}." in page
+    assert "AI_PRICES sets the prices of my-model, other-model." in page
+    assert f'href="{METRICS}?price_source={UNPRICED}"' in page
 
 
 def test_the_page_draws_three_inline_svg_charts_with_nothing_external(

@@ -38,12 +38,13 @@ from aimetrics.models import (
 )
 from aimetrics.rollup import aimetric_rollup, aimetric_rollup_rebuild, latency_bucket
 from aimetrics.services import aimetric_record
+from tests.fakeai import GPT, SONNET
 from tests.test_dashboard import HISTOGRAM_ERROR
 
 CALLS = [
-    ("anthropic", "claude-sonnet-4-5", "analyze_photo"),
-    ("anthropic", "claude-sonnet-4-5", "detect_room"),
-    ("openai", "gpt-4.1-mini", "detect_room"),
+    ("anthropic", SONNET, "analyze_photo"),
+    ("anthropic", SONNET, "detect_room"),
+    ("openai", GPT, "detect_room"),
 ]
 COLUMNS = [
     "created_at", "provider", "model", "operation", "latency_ms", "success", "error_type",

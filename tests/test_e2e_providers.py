@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from ai_engine.pricing import GENAI_PRICES
 from aimetrics.models import AiMetric
 from photos.models import Photo
-from tests.fakeai import FakeAiServer, running_fake_ai
+from tests.fakeai import SONNET, FakeAiServer, running_fake_ai
 from tests.processes import Api, Worker, poll
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -48,7 +49,7 @@ def test_worker_analyses_an_s3_photo_with_claude(
         AI_PROVIDERS="anthropic",
         ANTHROPIC_API_KEY="sk-ant-e2e-secret-123456",
         ANTHROPIC_BASE_URL=fake_ai.url,
-        ANTHROPIC_MODEL="claude-sonnet-4-6",
+        ANTHROPIC_MODEL=SONNET,
         **s3_worker_env,
     )
     status, project = client_api.post_json("/api/projects", {"name": "Claude move"})
@@ -72,7 +73,7 @@ def test_worker_analyses_an_s3_photo_with_claude(
 
     assert photo["status"] == "DONE", photo
     analysis = photo["analysis"]
-    assert (analysis["provider"], analysis["model"]) == ("anthropic", "claude-sonnet-4-6")
+    assert (analysis["provider"], analysis["model"]) == ("anthropic", SONNET)
     assert analysis["items"] and photo["roomType"]
     # The SDK reached the Anthropic API once (the room and the items in one answer), with the
     # preflighted image: a JPEG within 1568 px and 1.15 MP, not the 6 MP original.
@@ -92,6 +93,7 @@ def test_worker_analyses_an_s3_photo_with_claude(
     for metric in metrics:
         assert (metric.tokens_in, metric.tokens_out) == (1200, 300)
         assert metric.cost_usd == Decimal("0.008100")  # 1200 × $3/M + 300 × $15/M
+        assert metric.price_source == GENAI_PRICES
         assert metric.meta["originalBytes"] == len(data)
         assert metric.meta["sentWidth"] == sent.size[0]
     # The photo lives in the bucket, and the worker read it from there.

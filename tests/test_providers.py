@@ -26,7 +26,7 @@ from ai_engine.breaker import CircuitBreaker
 from ai_engine.engine import AiEngine, CallRecord
 from ai_engine.errors import AiError, ErrorCode
 from ai_engine.openai_provider import OpenAIProvider
-from ai_engine.pricing import DEFAULT_PRICES, call_cost
+from ai_engine.pricing import GENAI_PRICES, OVERRIDE, call_price
 from ai_engine.prompts import (
     ITEMS_OUTPUT_TOKENS,
     ITEMS_SCHEMA,
@@ -37,14 +37,18 @@ from ai_engine.prompts import (
     provider_schema,
 )
 from ai_engine.structured import InvalidOutput
-from ai_engine.types import AiProvider, ImageBytes, PhotoAnalysis, RoomGuess
+from ai_engine.types import AiProvider, ImageBytes, PhotoAnalysis, RoomGuess, Usage
 from aimetrics.models import AiMetric
 from photos.lifecycle import photo_enqueue
 from photos.models import Photo
 from photos.services.analysis import Outcome, photo_analyze
 from tests.factories import image_bytes, make_photo
 from tests.fakeai import (
+    GPT,
+    GPT_DATED,
+    HAIKU_DATED,
     REFUSAL_TEXT,
+    SONNET,
     FakeAiServer,
     RecordedRequest,
     anthropic_error,
@@ -55,18 +59,13 @@ from tests.fakeai import (
 )
 
 KEY = "test-key-123"
-SONNET = "claude-sonnet-4-5"
-GPT = "gpt-4.1-mini"
 PROVIDERS = ("anthropic", "openai")
 IMAGE = image_bytes(seed=7)
 IMAGE_B64 = base64.b64encode(IMAGE).decode()
-#: The fake server's default usage, and what it costs at claude-sonnet-4-5 prices (3 / 15 $/M).
+#: The fake server's default usage, and what it costs at genai-prices' claude-sonnet-4-6 prices
+#: (3 / 15 $/M).
 TOKENS_IN, TOKENS_OUT = 1000, 500
 SONNET_COST = Decimal("0.010500")
-
-# The SDK warns on every call that claude-sonnet-4-5 (our default model) reaches end-of-life on
-# 2026-11-30; the tests use it on purpose, for its prices.
-pytestmark = pytest.mark.filterwarnings("ignore:The model 'claude-sonnet-4-5:DeprecationWarning")
 
 
 @pytest.fixture
@@ -533,27 +532,6 @@ def test_breaker_never_skips_the_last_provider(fake_ai: FakeAiServer, redis_clie
     assert len(fake_ai.requests) == 2  # asked again although its circuit is open
 
 
-def test_call_cost_is_exact_to_the_micro_dollar() -> None:
-    assert call_cost(DEFAULT_PRICES, SONNET, 1000, 500) == Decimal("0.010500")
-    assert call_cost(DEFAULT_PRICES, "gpt-4o-mini", 1, 1) == Decimal("0.000001")  # 0.00000075
-
-
-def test_call_cost_of_a_dated_model_uses_its_undated_price() -> None:
-    dated = call_cost(DEFAULT_PRICES, "claude-sonnet-4-5-20250929", 1000, 500)
-
-    assert dated == Decimal("0.010500")
-
-
-@pytest.mark.parametrize(
-    ("model", "price_in"),
-    [("gpt-4.1-mini-2025-04-14", Decimal("0.4")), ("gpt-4o-mini-2024-07-18", Decimal("0.15"))],
-)
-def test_call_cost_of_a_dated_model_uses_the_longest_matching_entry(
-    model: str, price_in: Decimal
-) -> None:
-    assert call_cost(DEFAULT_PRICES, model, 1_000_000, 0) == price_in
-
-
 def test_provider_schema_strips_range_keywords_not_properties_named_like_them() -> None:
     schema = {
         "type": "object",
@@ -614,22 +592,56 @@ def test_openai_request_keeps_the_ranges_its_strict_mode_accepts(fake_ai: FakeAi
     assert "maxLength" not in item["key"]
 
 
-def test_call_cost_of_an_unknown_model_is_zero() -> None:
-    assert call_cost(DEFAULT_PRICES, "mystery-model-9", 1000, 500) == Decimal("0")
+def test_engine_call_record_carries_the_cost_and_who_priced_it(fake_ai: FakeAiServer) -> None:
+    recorder = Recorder()
+    engine = AiEngine([anthropic_at(fake_ai.url, model=HAIKU_DATED)], on_call=recorder)
+
+    engine.detect_room(IMAGE)
+
+    [record] = recorder.records
+    assert record.model == HAIKU_DATED  # echoed by the server
+    assert (record.tokens_in, record.tokens_out) == (TOKENS_IN, TOKENS_OUT)
+    assert record.cost_usd == Decimal("0.003500")  # claude-haiku-4-5: 1000 × $1 + 500 × $5, per M
+    assert record.price_source == GENAI_PRICES
 
 
-def test_engine_call_record_carries_the_cost(fake_ai: FakeAiServer) -> None:
+def test_engine_prices_with_ai_prices_over_genai_prices(fake_ai: FakeAiServer) -> None:
     recorder = Recorder()
     engine = AiEngine(
-        [anthropic_at(fake_ai.url, model="claude-sonnet-4-5-20250929")], on_call=recorder
+        [anthropic_at(fake_ai.url)],
+        on_call=recorder,
+        prices={SONNET: (Decimal("1"), Decimal("2"))},
     )
 
     engine.detect_room(IMAGE)
 
     [record] = recorder.records
-    assert record.model == "claude-sonnet-4-5-20250929"  # echoed by the server
-    assert (record.tokens_in, record.tokens_out) == (TOKENS_IN, TOKENS_OUT)
-    assert record.cost_usd == SONNET_COST
+    assert (record.cost_usd, record.price_source) == (Decimal("0.002000"), OVERRIDE)
+
+
+@pytest.mark.parametrize(
+    ("provider", "cost"),
+    [
+        # claude-sonnet-4-6: 1000 uncached × $3, 200 cache reads × $0.30, 40 cache writes × $3.75,
+        # 500 out × $15, per million (all input at $3 would be $0.011220).
+        ("anthropic", Decimal("0.010710")),
+        # gpt-5.4-mini: 1000 uncached × $0.75, 200 cached × $0.075, 500 out × $4.50, per million
+        # (OpenAI reports no cache writes; all input at $0.75 would be $0.003150).
+        ("openai", Decimal("0.003015")),
+    ],
+)
+def test_cache_reads_and_writes_are_priced_at_the_caches_rates(
+    provider: str, cost: Decimal
+) -> None:
+    recorder = Recorder()
+    with running_fake_ai(
+        tokens_in=TOKENS_IN, tokens_out=TOKENS_OUT, cache_read_tokens=200, cache_creation_tokens=40
+    ) as server:
+        AiEngine([provider_for(provider, server)], on_call=recorder).detect_room(IMAGE)
+
+    [record] = recorder.records
+    assert record.tokens_in == TOKENS_IN + (240 if provider == "anthropic" else 200)
+    assert (record.cost_usd, record.price_source) == (cost, GENAI_PRICES)
 
 
 @pytest.mark.parametrize("name", ["anthropic", "openai"])
@@ -645,18 +657,19 @@ def test_a_billed_malformed_answer_is_metered_with_its_tokens_and_cost(name: str
     for record in recorder.records:
         assert not record.success
         assert (record.tokens_in, record.tokens_out) == (TOKENS_IN, TOKENS_OUT)
-        assert record.cost_usd == call_cost(DEFAULT_PRICES, record.model, TOKENS_IN, TOKENS_OUT)
-        assert record.cost_usd > 0
+        usage = Usage(name, record.model, TOKENS_IN, TOKENS_OUT)
+        assert record.cost_usd == call_price(usage, {}).cost_usd
+        assert record.cost_usd > 0 and record.price_source == GENAI_PRICES
 
 
 def test_engine_prices_openais_dated_answer_model_as_the_model_asked_for() -> None:
     recorder = Recorder()
-    with running_fake_ai(response_model="gpt-4.1-mini-2025-04-14") as server:
+    with running_fake_ai(response_model=GPT_DATED) as server:
         AiEngine([openai_at(server.openai_url)], on_call=recorder).detect_room(IMAGE)
 
     [record] = recorder.records
-    assert record.model == "gpt-4.1-mini-2025-04-14"
-    assert record.cost_usd == Decimal("0.001200")  # 1000 × 0.4 + 500 × 1.6, per million
+    assert record.model == GPT_DATED
+    assert record.cost_usd == Decimal("0.003000")  # 1000 × 0.75 + 500 × 4.5, per million
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -719,7 +732,7 @@ def test_pipeline_stores_done_with_tokens_and_exact_cost_from_the_provider(
     for metric in metrics:
         assert metric.success and metric.provider == "anthropic"
         assert (metric.tokens_in, metric.tokens_out) == (TOKENS_IN, TOKENS_OUT)
-        assert metric.cost_usd == SONNET_COST
+        assert (metric.cost_usd, metric.price_source) == (SONNET_COST, GENAI_PRICES)
         assert metric.meta["sentBytes"] == len(sent)
         for key in ("originalBytes", "sentWidth", "sentHeight", "estimatedImageTokens"):
             assert isinstance(metric.meta[key], int) and metric.meta[key] > 0

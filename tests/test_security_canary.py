@@ -34,7 +34,7 @@ from photos.lifecycle import photo_enqueue
 from photos.models import Photo, Project
 from photos.services.analysis import photo_analyze
 from tests.factories import image_bytes, make_photo, make_project, make_token, make_user
-from tests.fakeai import FakeAiServer, anthropic_error, openai_error, running_fake_ai
+from tests.fakeai import GPT, SONNET, FakeAiServer, anthropic_error, openai_error, running_fake_ai
 from tests.processes import Api, Worker, poll
 
 CANARY_ANTHROPIC = f"canary-anthropic-{secrets.token_hex(12)}"
@@ -53,7 +53,7 @@ def _anthropic_tool_answer(tool_input: Any) -> dict[str, Any]:
         "id": "msg_canary",
         "type": "message",
         "role": "assistant",
-        "model": "claude-sonnet-4-6",
+        "model": SONNET,
         "content": [
             {"type": "tool_use", "id": "toolu_canary", "name": "report_room", "input": tool_input}
         ],
@@ -68,7 +68,7 @@ def _openai_answer(content: str) -> dict[str, Any]:
         "id": "chatcmpl-canary",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": "gpt-4.1-mini",
+        "model": GPT,
         "choices": [
             {
                 "index": 0,

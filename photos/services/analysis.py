@@ -160,6 +160,7 @@ class MetricRecorder:
             "tokens_in": record.tokens_in,
             "tokens_out": record.tokens_out,
             "cost_usd": record.cost_usd,
+            "price_source": record.price_source,
             "photo_id": self.photo.pk,
             "project_id": self.photo.project_id,
             "meta": meta,
