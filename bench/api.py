@@ -3,12 +3,14 @@
 Each of our figures is measured right after the same load against bench/ping.py (the floor),
 served by a second gunicorn with the same flags. Enqueue requests each move a different PENDING
 photo into the queue (the `enqueued` path: one conditional UPDATE and one Redis send); polls read
-DONE photos with a five-item analysis; uploads send a 12 MP, ~4 MB phone JPEG.
+DONE photos with a five-item analysis; uploads send a 12 MP, ~4 MB phone JPEG, and the same photo
+as a ~2.5 MB phone HEIC.
 """
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 from bench import data
@@ -189,40 +191,46 @@ def _enqueue_check(bench: Bench) -> dict[str, int]:
     }
 
 
-def _multipart(bench: Bench) -> tuple[str, str]:
+def _multipart(bench: Bench, image: Path, content_type: str) -> tuple[str, str]:
     boundary = "----moverz-bench-boundary"
-    image = bench.phone_path.read_bytes()
     parts = [
         f'--{boundary}\r\nContent-Disposition: form-data; name="projectId"\r\n\r\n'
         f"{bench.project_id}\r\n".encode(),
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="IMG_0001.jpg"'
-        f"\r\nContent-Type: image/jpeg\r\n\r\n".encode()
-        + image
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; '
+        f'filename="IMG_0001{image.suffix}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
+        + image.read_bytes()
         + b"\r\n",
         f"--{boundary}--\r\n".encode(),
     ]
-    path = bench.workdir / "upload.body"
+    path = bench.workdir / f"upload{image.suffix}.body"
     path.write_bytes(b"".join(parts))
     return str(path), f"multipart/form-data; boundary={boundary}"
 
 
 def _uploads(bench: Bench) -> dict[str, Any]:
-    body_file, content_type = _multipart(bench)
-    upload = {
-        "method": "POST",
-        "path": "/api/photos",
-        "headers": bench.auth_headers() | {"Content-Type": content_type},
-        "body_file": body_file,
-    }
-    ping = {"method": "POST", "path": "/ping", "headers": {"Content-Type": content_type}}
-    ping["body_file"] = body_file
+    """The phone JPEG one and four at a time, then the phone HEIC one at a time."""
     duration = bench.duration(5.0, 2.0)
     out: dict[str, Any] = {"bytes": bench.phone_path.stat().st_size}
-    for concurrency in (1, 4):
-        bench.log(f"uploads, {concurrency} at a time")
+    runs = [
+        (bench.phone_path, "image/jpeg", 1, out),
+        (bench.phone_path, "image/jpeg", 4, out),
+        (bench.heic_path, "image/heic", 1, out.setdefault("heic", {})),
+    ]
+    out["heic"]["bytes"] = bench.heic_path.stat().st_size
+    for image, image_type, concurrency, into in runs:
+        body_file, content_type = _multipart(bench, image, image_type)
+        upload = {
+            "method": "POST",
+            "path": "/api/photos",
+            "headers": bench.auth_headers() | {"Content-Type": content_type},
+            "body_file": body_file,
+        }
+        ping = {"method": "POST", "path": "/ping", "headers": {"Content-Type": content_type}}
+        ping["body_file"] = body_file
+        bench.log(f"uploads of {image.name}, {concurrency} at a time")
         load = {"mode": "closed", "concurrency": concurrency, "duration_s": duration}
         load["warmup_s"] = 0.5
-        out[f"c{concurrency}"] = {
+        into[f"c{concurrency}"] = {
             "ping": _measured(bench, _spec(bench, bench.ping_port, ping, **load)),
             "upload": _measured(bench, _spec(bench, bench.web_port, upload, **load)),
         }

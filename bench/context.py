@@ -49,6 +49,7 @@ class Bench:
     project_id: Any = None
     small_image: str = ""  # a stored image name (MEDIA_ROOT-relative)
     phone_path: Path = Path()
+    heic_path: Path = Path()
 
     def log(self, message: str) -> None:
         elapsed = time.monotonic() - self.started

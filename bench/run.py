@@ -134,6 +134,8 @@ def _setup_django(bench: Bench) -> None:
     )
     bench.phone_path = bench.workdir / "phone.jpg"
     bench.phone_path.write_bytes(data.phone_photo())
+    bench.heic_path = bench.workdir / "phone.heic"
+    bench.heic_path.write_bytes(data.phone_heic())
 
 
 def _sections() -> dict[str, Callable[[Bench], dict[str, Any]]]:

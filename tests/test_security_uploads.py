@@ -5,7 +5,9 @@ What is accepted on purpose: a real image with something after its end (a JPEG f
 by PHP or HTML; a PNG with HTML in a text chunk; a phone's MPO) is still that image. Pillow decodes
 it, it is stored under our own name and extension, served back (staff only) with its image type
 and `nosniff` so no browser runs it as HTML, and the AI only ever sees our re-encoded JPEG, where
-the payload is gone. Refusing every file with trailing bytes would refuse real phone photos.
+the payload is gone. Refusing every file with trailing bytes would refuse real phone photos. A
+HEIC's coded data is not decoded at upload (its boxes are read): a HEIC whose declared size its
+data lacks is accepted, and the worker's full decode fails it.
 
 What is refused: anything that is not one of our formats whatever its name or Content-Type (HTML
 or PHP starting with JPEG magic bytes is not decodable, so it is refused), images declaring more
@@ -193,6 +195,14 @@ def _heic_declaring(width: int, height: int) -> bytes:
     return _patched(_photo("HEIF"), b"ispe", 8, struct.pack(">II", width, height))
 
 
+def _heic_open_ended_and_cut() -> bytes:
+    """`mdat` of size 0 ("to the end of the file"), cut: only `iloc` says the data is missing."""
+    data = bytearray(_photo("HEIF", (800, 600)))
+    size_at = data.index(b"mdat") - 4
+    data[size_at : size_at + 4] = bytes(4)
+    return bytes(data[: len(data) // 2])
+
+
 def _zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -278,7 +288,6 @@ CORPUS = {
     "heic-declaring-60000x60000": Hostile(
         lambda: _heic_declaring(60_000, 60_000), 400, "decompression bomb"
     ),
-    "heic-declaring-a-size-it-lacks": Hostile(lambda: _heic_declaring(6000, 6000), 400, "damaged"),
     "png-ztxt-bomb-100MB": Hostile(
         lambda: _png_with_chunk(
             _chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"\x00" * 100_000_000, 9))
@@ -352,6 +361,7 @@ CORPUS = {
     "heic-cut-in-half": Hostile(
         lambda: (lambda d: d[: len(d) // 2])(_photo("HEIF")), 400, "damaged"
     ),
+    "heic-cut-with-an-open-ended-mdat": Hostile(_heic_open_ended_and_cut, 400, "truncated"),
     # empty and tiny
     "zero-bytes": Hostile(lambda: b"", 400, "empty"),
     "one-byte": Hostile(lambda: b"\x00", 400, "not an image"),
@@ -396,6 +406,22 @@ def test_hostile_upload_is_refused_cheaply_and_stores_nothing(
     assert cost.cpu_ms < CPU_BOUND_S * 1000
     if cost.rss_mb is not None and case.status != 413:  # a 15 MB body is 15 MB in memory
         assert cost.rss_mb < RSS_BOUND_MB
+
+
+def test_heic_declaring_a_size_it_lacks_is_left_to_the_preflight(
+    api: APIClient, project: Project, media_root: Path
+) -> None:
+    # The upload does not decode a HEIC (seconds for a phone photo), so a declared size (ispe)
+    # within the limits that the coded data does not have is only found by the worker's full
+    # decode: libheif refuses a decoded image of another size than the declared one, and the
+    # worker fails the photo with BAD_INPUT (tests/test_uploads.py follows a damaged HEIC there).
+    data = _heic_declaring(6000, 6000)
+
+    response = upload(api, project, data, filename="x.heic", content_type="image/heic")
+
+    assert response.status_code == 201, response.json()
+    with pytest.raises(ValueError, match="size"):
+        image_preflight(data)
 
 
 def _wsgi_input(body: EndlessBody) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import struct
@@ -16,8 +17,14 @@ import pytest
 from PIL import Image
 from rest_framework.test import APIClient
 
+from ai_engine.fake import FakeProvider
+from aimetrics.models import AiMetric
+from imaging.heif import HeifUnsupported, heif_check
+from imaging.preflight import image_preflight
 from imaging.validation import ImageInfo, ImageRejected, image_inspect
+from photos.lifecycle import photo_enqueue
 from photos.models import Photo, Project
+from photos.services.analysis import Outcome, photo_analyze
 from tests.factories import noise_bytes
 from tests.uploading import assert_nothing_stored, stored_files, upload
 
@@ -56,6 +63,37 @@ def _png_declaring(width: int, height: int) -> bytes:
         + _png_chunk(b"IDAT", zlib.compress(row))
         + _png_chunk(b"IEND", b"")
     )
+
+
+def _heic_damaged_inside() -> bytes:
+    """A complete HEIC whose coded data is zeros: every box intact, nothing decodable."""
+    data = bytearray(_photo("HEIF"))
+    data_start = data.index(b"mdat") + 4
+    data[data_start:] = bytes(len(data) - data_start)
+    return bytes(data)
+
+
+def _heic_open_ended_and_cut() -> bytes:
+    """A HEIC whose `mdat` box says "to the end of the file" (size 0), cut in its data: the box
+    walk alone cannot see the cut, only where the image's data is said to end (`iloc`)."""
+    data = bytearray(_photo("HEIF", (800, 600)))
+    size_at = data.index(b"mdat") - 4
+    data[size_at : size_at + 4] = bytes(4)
+    return bytes(data[:-4000])
+
+
+def _heic_coded_as(coding: bytes) -> bytes:
+    """A HEIC whose primary item says it is coded with `coding` (an `infe` box's item type)."""
+    return _photo("HEIF").replace(b"hvc1", coding, 1)  # the first is the primary's `infe`
+
+
+@functools.cache
+def _heic_12_megapixels() -> bytes:
+    """A valid 4032 × 3024 HEIC, smooth so that x265 encodes it in about a second."""
+    image = Image.linear_gradient("L").resize((4032, 3024)).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="HEIF", quality=50, enc_params={"preset": "ultrafast"})
+    return buffer.getvalue()
 
 
 ACCEPTED = [
@@ -106,6 +144,29 @@ def test_inspect_rejects_a_bomb_in_pillows_warning_range_without_leaking_the_war
     assert [str(w.message) for w in caught if w.category is not ResourceWarning] == []
 
 
+def test_inspect_leaves_a_heics_coded_data_to_the_preflight() -> None:
+    # The upload check reads a HEIC's boxes and never decodes it (seconds for a phone photo):
+    # data damaged inside a complete file passes, and the preflight's full decode refuses it.
+    data = _heic_damaged_inside()
+
+    info = image_inspect(data, **LIMITS)
+
+    assert (info.format, info.width, info.height) == ("HEIF", 320, 240)
+    with pytest.raises((OSError, ValueError, EOFError, RuntimeError)):  # libheif's, as Pillow's
+        image_preflight(data)
+
+
+def test_heif_check_names_a_primary_image_coding_we_do_not_decode() -> None:
+    # pillow_heif happens to drop an item without its codec's configuration box, but an AV1 or
+    # JPEG item with one opens: the check reads the primary item's type itself.
+    heif_check(_photo("HEIF"))
+
+    with pytest.raises(HeifUnsupported) as unsupported:
+        heif_check(_heic_coded_as(b"av01"))
+
+    assert unsupported.value.coding == "av01"
+
+
 # --- the API ------------------------------------------------------------------------------------
 
 
@@ -125,6 +186,36 @@ def test_upload_stores_each_accepted_format_under_its_extension_with_its_hash(
     stored = media_root / f"photos/{project.pk}/{photo.pk}.{extension}"
     assert stored_files(media_root) == [stored]
     assert stored.read_bytes() == data
+
+
+def test_12_megapixel_heic_upload_is_accepted(
+    api: APIClient, project: Project, media_root: Path
+) -> None:
+    data = _heic_12_megapixels()
+
+    response = upload(api, project, data, filename="IMG_0001.HEIC", content_type="image/heic")
+
+    assert response.status_code == 201, response.json()
+    photo = Photo.objects.get(pk=response.json()["photo"]["id"])
+    assert (photo.image_format, photo.image_width, photo.image_height) == ("heic", 4032, 3024)
+    assert [path.suffix for path in stored_files(media_root)] == [".heic"]
+
+
+def test_heic_damaged_inside_is_accepted_then_fails_in_the_preflight_without_a_provider_call(
+    api: APIClient, project: Project, media_root: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    response = upload(api, project, _heic_damaged_inside(), filename="x.heic")
+    assert response.status_code == 201, response.json()
+    photo = Photo.objects.get(pk=response.json()["photo"]["id"])
+    with django_capture_on_commit_callbacks(execute=True):
+        photo_enqueue(photo=photo)
+
+    assert photo_analyze(photo_id=str(photo.pk), provider=FakeProvider()) == Outcome.ERROR
+
+    photo.refresh_from_db()
+    assert (photo.status, photo.error_code) == ("ERROR", "BAD_INPUT")
+    assert "cannot be prepared" in (photo.error_message or "")
+    assert not AiMetric.objects.filter(photo_id=photo.pk).exists()
 
 
 def test_png_sent_as_a_jpeg_is_stored_as_png(
@@ -165,6 +256,10 @@ REJECTED = [
     ),
     pytest.param(_photo("PNG", (800, 600))[:-4000], "damaged or truncated", id="png-truncated"),
     pytest.param(_photo("WEBP", (800, 600))[:-4000], "damaged or truncated", id="webp-truncated"),
+    pytest.param(_photo("HEIF", (800, 600))[:-4000], "damaged or truncated", id="heic-truncated"),
+    pytest.param(
+        _heic_open_ended_and_cut(), "damaged or truncated", id="heic-truncated-open-ended-mdat"
+    ),
     pytest.param(_photo("JPEG", (640, 199)), "200", id="short-side-199"),
     pytest.param(_photo("PNG", (150, 900)), "200", id="short-side-150-portrait"),
 ]
