@@ -29,7 +29,7 @@ from aimetrics.figures import (
     project_sums,
     read_consistent,
 )
-from aimetrics.models import AiMetric
+from aimetrics.models import AiMetric, AnswerReuse
 from aimetrics.rollup import SUMS, latency_percentile, usd
 from aimetrics.windows import Window
 
@@ -150,6 +150,9 @@ class Dashboard:
     series: list[TimeBucket]  # only buckets with calls
     cost_by_day: list[DayCost]
     cost_by_project: list[ProjectCost]  # the top `top_projects` by cost
+    #: Photos that reused an identical image's answer (no provider call), and what they saved.
+    reused: int = 0
+    reused_saved_usd: Decimal = Decimal("0")
 
 
 def dashboard_build(
@@ -161,6 +164,9 @@ def dashboard_build(
     rows = AiMetric.objects.filter(created_at__gte=since, created_at__lt=until).order_by()
     retried, retried_count = _retried(rows, retried_limit)
     series = figures.series()
+    reuses = AnswerReuse.objects.filter(created_at__gte=since, created_at__lt=until).aggregate(
+        count=Count("id"), saved=Sum("saved_usd")
+    )
     return Dashboard(
         window=window,
         summary=figures.summary(),
@@ -171,6 +177,8 @@ def dashboard_build(
         series=series,
         cost_by_day=_by_day(series),
         cost_by_project=figures.projects(top_projects),
+        reused=reuses["count"],
+        reused_saved_usd=reuses["saved"] or Decimal("0"),
     )
 
 

@@ -83,6 +83,27 @@ class AiMetric(models.Model):
 # Each holds the AiMetric rows with id <= AiMetricRollup.rolled_up_id, summed per UTC hour.
 
 
+class AnswerReuse(models.Model):
+    """A photo analysed with the answer of an identical image (same bytes, model, prompt version
+    and room type) already DONE in its project: no provider call, and what it would have cost."""
+
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
+    photo_id = models.UUIDField(_("photo"))
+    project_id = models.UUIDField(_("project"))
+    #: The photo whose answer was reused (the first one that paid for it).
+    reused_from = models.UUIDField(_("reused from"))
+    saved_usd = models.DecimalField(
+        _("saved (USD)"), max_digits=12, decimal_places=6, default=Decimal("0")
+    )
+
+    class Meta:
+        verbose_name = _("reused answer")
+        verbose_name_plural = _("reused answers")
+
+    def __str__(self) -> str:
+        return f"{self.photo_id} <- {self.reused_from}"
+
+
 class AiMetricRollup(models.Model):
     """The one row (pk 1) saying how far the rollups go; locked by the job that moves it."""
 

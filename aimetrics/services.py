@@ -5,7 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from aimetrics.models import AiMetric
+from django.db import models
+
+from aimetrics.models import AiMetric, AnswerReuse
 
 
 def aimetric_record(
@@ -42,3 +44,20 @@ def aimetric_record(
         project_id=project_id,
         meta=meta or {},
     )
+
+
+def answer_reuse_record(
+    *, photo_id: Any, project_id: Any, reused_from: Any, saved_usd: Decimal
+) -> AnswerReuse:
+    """Store that a photo reused another's answer (no provider call was made)."""
+    return AnswerReuse.objects.create(
+        photo_id=photo_id, project_id=project_id, reused_from=reused_from, saved_usd=saved_usd
+    )
+
+
+def answer_cost(*, photo_id: Any, run: int) -> Decimal:
+    """What the successful provider calls of one photo's run cost."""
+    total = AiMetric.objects.filter(photo_id=photo_id, success=True, meta__run=run).aggregate(
+        total=models.Sum("cost_usd")
+    )["total"]
+    return total or Decimal("0")

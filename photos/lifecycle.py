@@ -18,7 +18,9 @@ two workers or two relays can never both win; its row count says whether it did.
 (API includes the admin's actions and uploads with `enqueue=true`; CLI is `requeue_failed`; the
 relay includes `requeue_stuck`.)
 
-"Owed" means `queued_at` is set: a `photo-analyze` message is (or must be) on its way. The database
+"Owed" means `queued_at` is set: a `photo-analyze` message is (or must be) on its way.
+`queued_force` says the current run was asked with force; it lasts until the next enqueue (a
+forced run never reuses another photo's answer, retries included). The database
 is the outbox: a move that makes a photo owed sends its message on commit, and the relay re-sends
 what is owed but absent from Redis. A lease is a token (results are stored only while it holds:
 fencing), an owner (the worker's broker id, which the heartbeats track) and an expiry.
@@ -77,6 +79,8 @@ class Claim:
     token: uuid.UUID
     #: Answers bought earlier in this run are on record (a crash, a give-back): reuse them.
     answers_on_record: bool = False
+    #: The run was asked with force: it pays, never reusing another photo's answer.
+    forced: bool = False
 
 
 @dataclass(frozen=True)
@@ -216,7 +220,6 @@ def _take(photo_id: str, condition: Q, *, now: Any) -> Claim | None:
             lease_owner=current_worker_id(),
             lease_expires_at=now + timedelta(seconds=settings.PHOTO_LEASE_SECONDS),
             queued_at=None,
-            queued_force=False,
             attempts=F("attempts") + 1,
             updated_at=now,
         )
@@ -238,7 +241,12 @@ def _take(photo_id: str, condition: Q, *, now: Any) -> Claim | None:
         raise
     except Photo.DoesNotExist:
         return None  # taken over from us between the two statements
-    return Claim(photo=photo, token=token, answers_on_record=photo.answers_on_record)
+    return Claim(
+        photo=photo,
+        token=token,
+        answers_on_record=photo.answers_on_record,
+        forced=photo.queued_force,
+    )
 
 
 def _held(claim: Claim) -> QuerySet[Photo]:

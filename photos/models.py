@@ -77,6 +77,7 @@ class Photo(models.Model):
     # delayed for a retry); the worker's claim clears it. `lease_*` belong to the worker that
     # holds a PROCESSING photo: its result is stored only if its token still matches.
     queued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: The current run was asked with force (it never reuses an identical image's answer).
     queued_force = models.BooleanField(default=False, editable=False)
     lease_token = models.UUIDField(null=True, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -16,7 +16,7 @@ from ai_engine.errors import AiError, ErrorCode, error_from_exception
 from ai_engine.prompts import PROMPT_VERSION
 from ai_engine.registry import engine_from_settings
 from ai_engine.types import AiProvider, ImageBytes, PhotoAnalysis, RoomGuess, answer_from_json
-from aimetrics.services import aimetric_record
+from aimetrics.services import aimetric_record, answer_cost, answer_reuse_record
 from imaging.preflight import PreparedImage, image_preflight
 from infra.broker import broker_redis
 from photos.lifecycle import (
@@ -84,6 +84,9 @@ def photo_analyze(
 
 def _analyze_claimed(claim: Claim, *, engine: AiEngine) -> Outcome:
     photo = claim.photo
+    donor = None if claim.forced else _identical_done(photo, engine)
+    if donor is not None:
+        return _store_reused(claim, donor)
     try:
         paid = _answers_paid_for(photo) if claim.answers_on_record else {}
         # Reading the image (S3: a network call) and the preflight (tens of ms of CPU for a
@@ -104,6 +107,45 @@ def _analyze_claimed(claim: Claim, *, engine: AiEngine) -> Outcome:
         return _store_failure(claim, error)
     if not photo_store_done(claim=claim, analysis=analysis, room_type=room_type):
         return Outcome.FENCED
+    return Outcome.DONE
+
+
+def _identical_done(photo: Photo, engine: AiEngine) -> Photo | None:
+    """A DONE photo of the same project with the same stored bytes, analysed by the model we
+    would ask, with this prompt version and for the same room type (the client's, or none):
+    its answer is this photo's too (a phone app that retried an upload sent the bytes twice)."""
+    if not photo.sha256:
+        return None
+    provider = engine.providers[0]
+    same = Photo.objects.filter(
+        project_id=photo.project_id,
+        sha256=photo.sha256,
+        status=Photo.Status.DONE,
+        analysis__promptVersion=PROMPT_VERSION,
+        analysis__provider=provider.name,
+        # OpenAI answers with a dated snapshot of the model asked for.
+        analysis__model__startswith=provider.model,
+    ).exclude(pk=photo.pk)
+    if photo.room_type:
+        same = same.filter(room_type=photo.room_type).exclude(analysis__has_key="roomConfidence")
+    else:
+        same = same.filter(analysis__has_key="roomConfidence")  # its room was detected too
+    return same.only("pk", "run", "room_type", "analysis").order_by("processed_at").first()
+
+
+def _store_reused(claim: Claim, donor: Photo) -> Outcome:
+    """DONE with the donor's analysis, naming the photo that paid for it; no provider call."""
+    assert donor.analysis is not None
+    origin = donor.analysis.get("reusedFrom") or str(donor.pk)
+    analysis = donor.analysis | {"reusedFrom": origin}
+    if not photo_store_done(claim=claim, analysis=analysis, room_type=donor.room_type or ""):
+        return Outcome.FENCED
+    answer_reuse_record(
+        photo_id=claim.photo.pk,
+        project_id=claim.photo.project_id,
+        reused_from=origin,
+        saved_usd=answer_cost(photo_id=donor.pk, run=donor.run),
+    )
     return Outcome.DONE
 
 
