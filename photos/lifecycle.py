@@ -46,7 +46,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from infra.broker import current_worker_id, worker_alive
-from photos.models import Photo, ProviderAnswer
+from photos.models import Photo, Project, ProviderAnswer
 from photos.signals import photo_done
 
 logger = logging.getLogger(__name__)
@@ -135,27 +135,30 @@ def photo_enqueue_for_user(
 def _enqueue(
     photo_id: Any, *, user_id: int | None, room_type: str | None, force: bool
 ) -> EnqueueResult:
-    photos = Photo.objects.filter(pk=photo_id)
+    where: dict[str, Any] = {"pk": photo_id}
     if user_id is not None:
-        photos = photos.filter(project__owner_id=user_id)
+        # The owner's projects as a subquery, not a join: an UPDATE through a join becomes
+        # `id IN (SELECT … JOIN …)`, costlier for the ORM to build and for PostgreSQL to run.
+        where["project__in"] = Project.objects.filter(owner_id=user_id).values("pk")
     done = Photo.Status.DONE
     now = timezone.now()
     # No transaction of our own: each UPDATE is atomic by itself. Outside a transaction on_commit
     # sends at once; inside one (an upload's) after its commit.
-    owed = photos.filter(queued_at__isnull=True)
     common: dict[str, Any] = {"queued_at": now, "updated_at": now, "run": F("run") + 1}
     if room_type:
         common["room_type"] = room_type
-    moved = owed.filter(status__in=[Photo.Status.PENDING, Photo.Status.ERROR]).update(
-        status=Photo.Status.PENDING, attempts=0, queued_force=False, **common
-    )
+    moved = Photo.objects.filter(
+        **where, queued_at__isnull=True, status__in=[Photo.Status.PENDING, Photo.Status.ERROR]
+    ).update(status=Photo.Status.PENDING, attempts=0, queued_force=False, **common)
     if not moved and force:
         # A DONE photo keeps its status, analysis and attempts until the re-analysis replaces them.
-        moved = owed.filter(status=done).update(queued_force=True, **common)
+        moved = Photo.objects.filter(**where, queued_at__isnull=True, status=done).update(
+            queued_force=True, **common
+        )
     if moved:
         _send_on_commit(photo_id)
         return EnqueueResult(EnqueueStatus.ENQUEUED, QueuePosition.WAITING)
-    row = photos.values_list("status", "queued_at").first()
+    row = Photo.objects.filter(**where).values_list("status", "queued_at").first()
     if row is None:
         raise Photo.DoesNotExist("No such photo.")
     status, queued_at = row

@@ -30,10 +30,12 @@ def project_for_owner(*, owner: Any, project_id: object) -> Project:
 def photo_for_owner(*, owner: Any, photo_id: object) -> Photo:
     """The owner's photo, or 404 as if it did not exist (also for someone else's)."""
     pk = _uuid_or_404(photo_id, "photo")
-    photo = Photo.objects.filter(pk=pk, project__owner=owner).first()
-    if photo is None:
-        raise Http404("No such photo.")
-    return photo
+    try:
+        # get(), not filter().first(): a primary key needs no ORDER BY, and the ORM builds this
+        # statement for every poll.
+        return Photo.objects.get(pk=pk, project__owner=owner)
+    except Photo.DoesNotExist:
+        raise Http404("No such photo.") from None
 
 
 def photos_for_owner(*, owner: Any) -> QuerySet[Photo]:
