@@ -8,6 +8,8 @@ from django.db import models
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from photos.rooms import ROOM_TYPE_CHOICES
+
 
 class Project(models.Model):
     """A household's move: the photos it sent and the inventories built from them."""
@@ -59,7 +61,10 @@ class Photo(models.Model):
     image_height = models.PositiveIntegerField(default=0, editable=False)
     sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True, editable=False)
 
-    room_type = models.CharField(_("room type"), max_length=32, null=True, blank=True)
+    #: The canonical key (the API turns the names clients send into it); staff see its label.
+    room_type = models.CharField(
+        _("room type"), max_length=32, null=True, blank=True, choices=ROOM_TYPE_CHOICES
+    )
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.PENDING
     )

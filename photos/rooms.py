@@ -2,7 +2,8 @@
 
 The Node clients (and the old API's own examples) send French names (`"salon"`, `"cuisine"`,
 `"salle de bain"`): each name a household or an old client may send is stored as its canonical
-key. Matching ignores case, accents, and spaces, underscores, hyphens and apostrophes.
+key. Matching ignores case, accents, and spaces, underscores, hyphens and apostrophes. Staff read
+each key as its label, in their language (`ROOM_TYPE_LABELS`: the model field's choices).
 """
 
 from __future__ import annotations
@@ -10,7 +11,28 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from django.utils.translation import gettext_lazy as _
+
 from ai_engine.types import ROOM_TYPES
+
+#: How staff read the room types (the admin, in the active language); the keys stay in the data,
+#: the API and the prompts.
+ROOM_TYPE_LABELS = {
+    "living_room": _("Living room"),
+    "kitchen": _("Kitchen"),
+    "bedroom": _("Bedroom"),
+    "bathroom": _("Bathroom"),
+    "dining_room": _("Dining room"),
+    "office": _("Office"),
+    "hallway": _("Hallway"),
+    "garage": _("Garage"),
+    "cellar": _("Cellar"),
+    "attic": _("Attic"),
+    "outdoor": _("Outdoor"),
+    "other": _("Other"),
+}
+#: The choices of `Photo.room_type`: every key, in the prompts' order.
+ROOM_TYPE_CHOICES = [(key, ROOM_TYPE_LABELS[key]) for key in ROOM_TYPES]
 
 #: Canonical key → the other names it goes by (English, then French).
 _NAMES: dict[str, tuple[str, ...]] = {
@@ -74,3 +96,11 @@ _KEYS: dict[str, str] = {
 def room_type_key(name: str) -> str | None:
     """The canonical room key for a name a client sent, or None for a name we do not know."""
     return _KEYS.get(_normal(name))
+
+
+def room_type_label(room_type: str | None) -> str:
+    """The room type as staff read it, in the active language; an unknown key as it is."""
+    if not room_type:
+        return ""
+    label = ROOM_TYPE_LABELS.get(room_type)
+    return str(label) if label is not None else room_type

@@ -74,10 +74,58 @@ def test_photo_list_is_in_french_with_language_code_fr(french: None, staff_clien
         "Relancer l'analyse (photos en erreur ou en attente)",
         "Forcer une nouvelle analyse (photos terminées)",
         "Mettre à jour l'inventaire du dossier",
-        "cuisine",  # the room type, in the list and its filter
+        "Cuisine",  # the room type, in the list and its filter
     ):
         assert text in page, text
     assert "Re-run analysis" not in page
+
+
+def _room_filter(page: str) -> list[str]:
+    """The labels of the room type filter's choices, in their order."""
+    links = re.findall(r'<a href="\?room_type=(\w+)"[^>]*>([^<]+)</a>', page)
+    return [label for _key, label in links]
+
+
+def test_the_admin_shows_room_types_in_french(french: None, staff_client: Client) -> None:
+    kitchen = make_photo(room_type="kitchen")
+    make_photo(room_type="living_room")
+
+    changelist = _page(staff_client.get("/admin/photos/photo/"))
+    change = _page(staff_client.get(f"/admin/photos/photo/{kitchen.pk}/change/"))
+
+    assert re.search(r'<td class="field-room">\s*Cuisine\s*</td>', changelist)
+    assert re.search(r'<td class="field-room">\s*Salon\s*</td>', changelist)
+    assert _room_filter(changelist)[:3] == ["Salon", "Cuisine", "Chambre"]
+    assert re.search(r'<option value="kitchen" selected>Cuisine</option>', change)
+    assert '<option value="bathroom">Salle de bain</option>' in change
+    assert "Living room" not in changelist + change
+
+
+def test_the_admin_shows_room_types_in_english_to_an_english_browser(staff_client: Client) -> None:
+    photo = make_photo(room_type="living_room")
+    english = {"accept-language": "en-US,en;q=0.9"}
+
+    changelist = _page(staff_client.get("/admin/photos/photo/", headers=english))
+    change = _page(staff_client.get(f"/admin/photos/photo/{photo.pk}/change/", headers=english))
+
+    assert re.search(r'<td class="field-room">\s*Living room\s*</td>', changelist)
+    assert _room_filter(changelist)[:2] == ["Living room", "Kitchen"]
+    assert '<option value="living_room" selected>Living room</option>' in change
+    assert "Salon" not in changelist + change
+
+
+def test_the_room_type_is_stored_as_its_key_whatever_the_staffs_language(
+    french: None, staff_client: Client
+) -> None:
+    photo = make_photo(room_type="kitchen")
+
+    url = f"/admin/photos/photo/{photo.pk}/change/"
+
+    response = staff_client.post(url, {"room_type": "bedroom"})
+
+    assert response.status_code == 302
+    photo.refresh_from_db()
+    assert photo.room_type == "bedroom"
 
 
 def test_dashboard_is_in_french(french: None, staff_client: Client) -> None:

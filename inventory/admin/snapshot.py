@@ -18,7 +18,8 @@ from django.utils.translation import gettext_lazy as _
 from infra.admin_tools import CappedCountPaginator, search_by_uuid, signed
 from inventory.diff import snapshot_diff, snapshot_previous
 from inventory.models import InventorySnapshot
-from photos.admin.filters import ProjectListFilter, room_type_label
+from photos.admin.filters import ProjectListFilter
+from photos.rooms import room_type_label
 
 
 def snapshots_url(project_id: Any) -> str:

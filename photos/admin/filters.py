@@ -17,30 +17,7 @@ from ai_engine.registry import KNOWN_PROVIDERS
 from ai_engine.types import ROOM_TYPES
 from infra.admin_tools import ValueListFilter, parse_uuid
 from photos.models import Project
-
-#: How staff read the room types; the codes stay in the data, the API and the prompts.
-ROOM_TYPE_LABELS = {
-    "living_room": _("living room"),
-    "kitchen": _("kitchen"),
-    "bedroom": _("bedroom"),
-    "bathroom": _("bathroom"),
-    "dining_room": _("dining room"),
-    "office": _("office"),
-    "hallway": _("hallway"),
-    "garage": _("garage"),
-    "cellar": _("cellar"),
-    "attic": _("attic"),
-    "outdoor": _("outdoor"),
-    "other": _("other"),
-}
-
-
-def room_type_label(room_type: str | None) -> str:
-    """The room type in the active language; an unknown code as it is."""
-    if not room_type:
-        return ""
-    label = ROOM_TYPE_LABELS.get(room_type)
-    return str(label) if label is not None else room_type
+from photos.rooms import room_type_label
 
 
 class ProjectListFilter(admin.SimpleListFilter):

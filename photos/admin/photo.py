@@ -33,10 +33,10 @@ from photos.admin.filters import (
     ProjectListFilter,
     ProviderFilter,
     RoomTypeFilter,
-    room_type_label,
 )
 from photos.admin.views import photo_image_view, photo_thumbnail_view
 from photos.models import Photo
+from photos.rooms import room_type_label
 
 STATUS_COLOURS: dict[str, str] = {
     Photo.Status.PENDING: "#8a6d00",
