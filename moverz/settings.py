@@ -293,6 +293,8 @@ AI_TIMEOUT_S = env_float("AI_TIMEOUT_S", 30.0)
 # A photo without a room type: one call answers the room and the items; on, the room is asked in
 # a call of its own first (two calls: twice the image tokens and the wait).
 AI_ROOM_SEPARATE_CALL = env_bool("AI_ROOM_SEPARATE_CALL", False)
+# How long a process keeps the queue's pace behind a poll's Retry-After (photos/pace.py).
+POLL_PACE_TTL_S = env_float("POLL_PACE_TTL_S", 15.0)
 # Ordered fallback list. Default: the providers whose keys are set, else the fake provider.
 _default_providers = [
     name for name, key in (("anthropic", ANTHROPIC_API_KEY), ("openai", OPENAI_API_KEY)) if key

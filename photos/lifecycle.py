@@ -10,6 +10,7 @@ two workers or two relays can never both win; its row count says whether it did.
 | claim           | PENDING owed; DONE owed+forced; lease gone | PROCESSING, our lease | worker   |
 | take over       | PROCESSING, owner dead (same lease token)  | PROCESSING, our lease | worker   |
 | give back       | PROCESSING, our lease (our DB failed)      | PENDING, owed         | worker   |
+| mark stage      | PROCESSING, our lease                      | PROCESSING, `stage`   | worker   |
 | done            | PROCESSING, our lease                      | DONE                  | worker   |
 | retry           | PROCESSING, our lease, retryable, budget   | PENDING, owed         | worker   |
 | fail            | PROCESSING, our lease                      | ERROR                 | worker   |
@@ -46,7 +47,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from infra.broker import current_worker_id, worker_alive
-from photos.models import Photo, Project, ProviderAnswer
+from photos.models import Photo, Project, ProviderAnswer, Stage
 from photos.signals import photo_done
 
 logger = logging.getLogger(__name__)
@@ -224,6 +225,7 @@ def _take(photo_id: str, condition: Q, *, now: Any) -> Claim | None:
             lease_expires_at=now + timedelta(seconds=settings.PHOTO_LEASE_SECONDS),
             queued_at=None,
             attempts=F("attempts") + 1,
+            stage=Stage.PREPARING,
             updated_at=now,
         )
         if not taken:
@@ -281,6 +283,12 @@ def photo_give_back(*, photo_id: Any, token: uuid.UUID) -> None:
         )
     except (DatabaseError, InterfaceError):
         logger.warning("photo %s: the database is still down; its lease will expire", photo_id)
+
+
+def photo_mark_stage(*, claim: Claim, stage: Stage) -> bool:
+    """A PROCESSING photo's worker moved on (`stage`), for clients showing progress; only while
+    `claim` holds the lease. One write per stage, none per second of provider time."""
+    return bool(_held(claim).update(stage=stage, updated_at=timezone.now()))
 
 
 def photo_store_done(*, claim: Claim, analysis: dict[str, Any], room_type: str) -> bool:

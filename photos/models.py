@@ -39,6 +39,28 @@ def photo_upload_to(photo: Photo, filename: str) -> str:
     return f"photos/{photo.project_id}/{photo.id}.{photo.image_format or 'bin'}"
 
 
+class Stage(models.TextChoices):
+    """How far a photo's analysis is, for clients showing progress (the API's `stage`)."""
+
+    QUEUED = "queued"
+    PREPARING = "preparing"  # claimed: the image is read and prepared
+    ANALYSING = "analysing"  # the provider is asked
+    SAVING = "saving"  # the answer is in: volumes, the result, the inventory request
+    DONE = "done"
+    ERROR = "error"
+
+
+#: The API's `progress` (0–100) of each stage.
+STAGE_PROGRESS = {
+    Stage.QUEUED: 0,
+    Stage.PREPARING: 20,
+    Stage.ANALYSING: 50,
+    Stage.SAVING: 80,
+    Stage.DONE: 100,
+    Stage.ERROR: 100,
+}
+
+
 class Photo(models.Model):
     """One uploaded room photo and the state of its AI analysis."""
 
@@ -84,6 +106,8 @@ class Photo(models.Model):
     queued_at = models.DateTimeField(null=True, blank=True, editable=False)
     #: The current run was asked with force (it never reuses an identical image's answer).
     queued_force = models.BooleanField(default=False, editable=False)
+    #: Where a PROCESSING photo's worker is (Stage); the other statuses say it themselves.
+    stage = models.CharField(max_length=12, blank=True, default="", editable=False)
     lease_token = models.UUIDField(null=True, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     #: The worker process (its broker id, as in the broker's heartbeats) holding the lease.
@@ -121,6 +145,16 @@ class Photo(models.Model):
     @property
     def job_id(self) -> str:
         return f"photo-{self.id}"
+
+    @property
+    def current_stage(self) -> Stage:
+        """The API's `stage`: the worker's while PROCESSING, else what the status says."""
+        if self.status == Photo.Status.PROCESSING:
+            return Stage(self.stage) if self.stage in Stage.values else Stage.PREPARING
+        if self.status == Photo.Status.DONE:
+            # A forced re-analysis owed: the old result stays readable until the new one.
+            return Stage.DONE
+        return Stage.ERROR if self.status == Photo.Status.ERROR else Stage.QUEUED
 
 
 class ProviderAnswer(models.Model):

@@ -34,6 +34,9 @@ PHOTO_FIELDS = {
     "processedAt",
     "createdAt",
     "updatedAt",
+    # Added by issue 13 (new fields may be added, none changed): progress of the analysis.
+    "stage",
+    "progress",
 }
 QUEUE_FIELDS = {"name", "waiting", "delayed", "active", "completed", "failed", "dead", "total"}
 ANY_ID = "3f1c6a52-8d0e-4c59-9a55-0d4f7b1e2a10"

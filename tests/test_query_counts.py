@@ -128,12 +128,13 @@ def test_photo_analyze_with_the_fake_provider(
 
     # The claim (the conditional UPDATE, then one SELECT of the photo, its project, and whether
     # answers of this run are on record: none, so no read of them), the look for an identical
-    # image already DONE in the project (none: it would be reused), for the one provider call
+    # image already DONE in the project (none: it would be reused), the stage moves to
+    # analysing and, once answered, to saving (one UPDATE each), for the one provider call
     # the answer's INSERT and the AiMetric INSERT, then SAVEPOINT, the DONE UPDATE, RELEASE, and
     # after the commit the project's inventory request (one UPDATE). The catalogue's volumes
     # come from its per-minute copy.
     with (
-        django_assert_num_queries(9),
+        django_assert_num_queries(11),
         django_capture_on_commit_callbacks(execute=True),
     ):
         outcome = photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())

@@ -9,7 +9,7 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from ai_engine.types import ROOM_TYPES
-from photos.models import Photo, Project
+from photos.models import STAGE_PROGRESS, Photo, Project, Stage
 from photos.rooms import room_type_key
 
 ROOM_TYPE_CHOICES = list(ROOM_TYPES)
@@ -80,6 +80,8 @@ class PhotoSerializer(serializers.ModelSerializer[Photo]):
     processedAt = serializers.DateTimeField(source="processed_at", read_only=True, allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
+    stage = serializers.ChoiceField(choices=Stage.values, source="current_stage", read_only=True)
+    progress = serializers.SerializerMethodField()
 
     class Meta:
         model = Photo
@@ -95,8 +97,14 @@ class PhotoSerializer(serializers.ModelSerializer[Photo]):
             "processedAt",
             "createdAt",
             "updatedAt",
+            "stage",
+            "progress",
         ]
         read_only_fields = fields
+
+    def get_progress(self, instance: Photo) -> int:
+        """0–100: queued 0, preparing 20, analysing 50, saving 80, done or error 100."""
+        return STAGE_PROGRESS[instance.current_stage]
 
     def to_representation(self, instance: Photo) -> dict[str, Any]:
         """What the fields above output, written out: a ModelSerializer builds its fields anew
@@ -114,6 +122,8 @@ class PhotoSerializer(serializers.ModelSerializer[Photo]):
             "processedAt": _datetime_or_none(instance.processed_at),
             "createdAt": _DATETIME.to_representation(instance.created_at),
             "updatedAt": _DATETIME.to_representation(instance.updated_at),
+            "stage": str(instance.current_stage),
+            "progress": STAGE_PROGRESS[instance.current_stage],
         }
 
 

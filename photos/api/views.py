@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, cast
 
 from django.conf import settings
 from django.http import Http404
+from django.utils.http import parse_etags, quote_etag
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -33,6 +36,7 @@ from photos.api.serializers import (
 )
 from photos.lifecycle import photo_enqueue_for_user
 from photos.models import Photo, Project
+from photos.pace import poll_after_s
 from photos.selectors import (
     photo_for_owner,
     photos_for_owner,
@@ -161,12 +165,48 @@ class PhotoListView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
+POLL_HEADERS = [
+    OpenApiParameter(
+        "ETag", str, OpenApiParameter.HEADER, response=[200, 304],
+        description="Send it back as `If-None-Match`: 304 while nothing changed.",
+    ),
+    OpenApiParameter(
+        "Retry-After", int, OpenApiParameter.HEADER, response=[200, 304],
+        description="While the photo is not finished: seconds until a poll is worth it.",
+    ),
+    OpenApiParameter(
+        "If-None-Match", str, OpenApiParameter.HEADER,
+        description="The ETag of the answer the client has.",
+    ),
+]  # fmt: skip
+
+
 class PhotoDetailView(APIView):
-    @extend_schema(parameters=[PHOTO_ID], responses={200: PhotoEnvelopeSerializer, **ERRORS})
+    @extend_schema(
+        parameters=[PHOTO_ID, *POLL_HEADERS],
+        responses={
+            200: PhotoEnvelopeSerializer,
+            304: OpenApiResponse(description="Not modified since the ETag sent (no body)."),
+            **ERRORS,
+        },
+    )
     def get(self, request: Request, photo_id: str) -> Response:
-        """Poll one photo until its status is DONE or ERROR."""
+        """Poll one photo until its status is DONE or ERROR: with `If-None-Match`, a 304 while it
+        has not changed; `Retry-After` says when to look again."""
         photo = photo_for_owner(owner=request.user, photo_id=photo_id)
-        return Response({"photo": PhotoSerializer(photo).data})
+        body = {"photo": PhotoSerializer(photo).data}
+        digest = hashlib.md5(  # an ETag, not a secret
+            json.dumps(body, sort_keys=True, separators=(",", ":")).encode(),
+            usedforsecurity=False,
+        ).hexdigest()
+        headers = {"ETag": quote_etag(digest)}
+        after = poll_after_s(photo)
+        if after is not None:
+            headers["Retry-After"] = str(after)
+        sent = parse_etags(request.headers.get("If-None-Match", ""))
+        if headers["ETag"] in sent or "*" in sent:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response(body, headers=headers)
 
 
 class PhotoEnqueueView(APIView):

@@ -24,11 +24,12 @@ from photos.lifecycle import (
     Claim,
     photo_claim,
     photo_give_back,
+    photo_mark_stage,
     photo_recheck_later,
     photo_store_done,
     photo_store_failure,
 )
-from photos.models import Photo, ProviderAnswer
+from photos.models import Photo, ProviderAnswer, Stage
 from photos.volumes import volume_catalogue
 
 logger = logging.getLogger(__name__)
@@ -96,8 +97,10 @@ def _analyze_claimed(claim: Claim, *, engine: AiEngine) -> Outcome:
         with photo.image.open("rb") as handle:
             original = handle.read()
         prepared = _preflight(original)
+        if not photo_mark_stage(claim=claim, stage=Stage.ANALYSING):
+            return Outcome.FENCED
         recorder = MetricRecorder(photo, prepared.as_meta())
-        analysis, room_type = _ask_engine(photo, prepared, engine.with_recorder(recorder), paid)
+        analysis, room_type = _ask_engine(claim, prepared, engine.with_recorder(recorder), paid)
     except (OperationalError, InterfaceError):
         raise  # the database's failure, not the photo's: see photo_analyze
     except Exception as exc:  # every failure becomes data: a code, a message, a retry decision
@@ -243,13 +246,14 @@ class MetricRecorder:
 
 
 def _ask_engine(
-    photo: Photo,
+    claim: Claim,
     prepared: PreparedImage,
     engine: AiEngine,
     paid: dict[str, RoomGuess | PhotoAnalysis],
 ) -> tuple[dict[str, Any], str]:
     """One call: the items, and the room too when the client gave no room type. The room in a
     call of its own first only where AI_ROOM_SEPARATE_CALL asks for it."""
+    photo = claim.photo
     image = ImageBytes(prepared.data)  # base64-encoded once for every call
     room_type: str | None = photo.room_type or None
     room_confidence = None
@@ -266,6 +270,7 @@ def _ask_engine(
         # connection for the whole call (with a pool of 10, ten threads did, for seconds each).
         _release_connection()
         result = engine.analyze_photo(image, room_type, keys)
+    photo_mark_stage(claim=claim, stage=Stage.SAVING)  # fenced or not: the DONE write decides
     if room_type is None:
         assert result.room_type is not None  # asked without a room type: the answer has one
         room_type, room_confidence = result.room_type, result.room_confidence
