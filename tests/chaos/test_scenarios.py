@@ -75,7 +75,9 @@ def test_kill9_twice_during_a_run(stack: MakeStack) -> None:
     """A dead worker's messages come back (the broker's sweep of dead workers) and its claimed
     photos are taken over at once: everything DONE once, within 45 s of each kill."""
     # The relay at its production pace: the 45 s bound is met with the defaults, not our knobs.
-    s = stack(1, ["--latency-ms", "300"], RELAY_INTERVAL_S="10", PHOTO_RELAY_GRACE_SECONDS="30")
+    # 600 ms a call: while the killed worker's replacement boots (seconds), the other one alone
+    # must not finish the run, or the second kill finds nothing to take down.
+    s = stack(1, ["--latency-ms", "600"], RELAY_INTERVAL_S="10", PHOTO_RELAY_GRACE_SECONDS="30")
     s.start_web()
     groups = [s.start_workers(threads=4), s.start_workers(threads=4)]
     project = s.project()
