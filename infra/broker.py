@@ -29,7 +29,9 @@ from dramatiq.brokers import redis as dramatiq_redis
 
 PHOTO_QUEUE = "photo-analyze"
 INVENTORY_QUEUE = "inventory-sync"
-QUEUES = (PHOTO_QUEUE, INVENTORY_QUEUE)
+#: Its own queue, so a slow or dead receiver never delays photo analysis or inventory syncs.
+WEBHOOK_QUEUE = "webhook-deliver"
+QUEUES = (PHOTO_QUEUE, INVENTORY_QUEUE, WEBHOOK_QUEUE)
 
 
 class _Consumer(dramatiq_redis._RedisConsumer):

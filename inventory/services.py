@@ -14,6 +14,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from inventory.models import InventorySnapshot
+from inventory.signals import inventory_updated
 from photos.models import Photo, Project
 
 logger = logging.getLogger(__name__)
@@ -81,12 +82,15 @@ def inventory_sync(*, project_id: uuid.UUID | str) -> InventorySnapshot | None:
                 "photos": sorted(row["ids"].split(",")) if row["ids"] else [],
             }
         )
-    return InventorySnapshot.objects.create(
-        project_id=project_id,
-        total_items=sum(room["itemsCount"] for room in rooms),
-        total_volume=sum(
-            (Decimal(str(room["volume_m3"])) for room in rooms), Decimal("0")
-        ).quantize(Decimal("0.01")),
-        rooms=rooms,
-        photo_count=sum(len(room["photos"]) for room in rooms),
-    )
+    with transaction.atomic():
+        snapshot = InventorySnapshot.objects.create(
+            project_id=project_id,
+            total_items=sum(room["itemsCount"] for room in rooms),
+            total_volume=sum(
+                (Decimal(str(room["volume_m3"])) for room in rooms), Decimal("0")
+            ).quantize(Decimal("0.01")),
+            rooms=rooms,
+            photo_count=sum(len(room["photos"]) for room in rooms),
+        )
+        inventory_updated.send(sender=InventorySnapshot, snapshot=snapshot)
+    return snapshot

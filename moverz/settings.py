@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "aimetrics",
     "photos",
     "inventory",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -246,6 +247,8 @@ THROTTLE_CACHE = "default"
 THROTTLE_UPLOAD_RATE = os.environ.get("THROTTLE_UPLOAD_RATE", "120/min")
 THROTTLE_ENQUEUE_RATE = os.environ.get("THROTTLE_ENQUEUE_RATE", "120/min")
 THROTTLE_FAILOPEN_S = env_float("THROTTLE_FAILOPEN_S", 5.0)
+# Creating, testing and rotating webhook endpoints (each test sends a request somewhere).
+THROTTLE_WEBHOOK_RATE = os.environ.get("THROTTLE_WEBHOOK_RATE", "30/min")
 
 # --- Prometheus (/metrics) ------------------------------------------------------------------
 # Allowed: `Authorization: Bearer <METRICS_TOKEN>`, or a client address in one of these networks
@@ -266,6 +269,23 @@ PHOTO_RELAY_GRACE_SECONDS = env_int("PHOTO_RELAY_GRACE_SECONDS", 30)
 RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 10.0)
 # Each `rundramatiq` forks one relay; off where the platform runs `manage.py relay` instead.
 RELAY_IN_WORKER = env_bool("RELAY_IN_WORKER", True)
+
+# --- Webhooks (webhooks/; README "Webhooks") --------------------------------------------
+# Plain http:// endpoints, and endpoints in these networks (CIDRs) although they are not public
+# addresses: development and tests only. Production needs neither.
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", False)
+WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS", [])
+# Seconds before each retry of a failed delivery (then it is given up), with jitter.
+WEBHOOK_RETRY_SCHEDULE = [
+    float(step)
+    for step in env_list("WEBHOOK_RETRY_SCHEDULE", ["5", "300", "1800", "7200", "18000", "36000"])
+]
+# One attempt, DNS to the response's first bytes, never holds a worker thread longer than this.
+WEBHOOK_TIMEOUT_S = env_float("WEBHOOK_TIMEOUT_S", 10.0)
+# An endpoint failing without a success for this long is disabled (five days).
+WEBHOOK_DISABLE_AFTER_S = env_int("WEBHOOK_DISABLE_AFTER_S", 5 * 86_400)
+# After a rotation the previous secret still signs for this long.
+WEBHOOK_SECRET_OVERLAP_S = env_int("WEBHOOK_SECRET_OVERLAP_S", 86_400)
 
 # --- Workers (`manage.py rundramatiq`; its flags override the first two) -------------------
 WORKER_PROCESSES = env_int("WORKER_PROCESSES", 2)

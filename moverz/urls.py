@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("photos.urls")),
     path("", include("inventory.urls")),
     path("", include("aimetrics.urls")),
+    path("", include("webhooks.urls")),
     path("", include("operations.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

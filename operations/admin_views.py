@@ -15,6 +15,7 @@ from operations.deadletters import dead_letter_purge, dead_letter_replay, dead_l
 from operations.queues import queue_stats
 from operations.workers import worker_heartbeats
 from photos.services.relay import photos_relay, photos_stuck
+from webhooks.figures import webhook_delivery_figures
 
 STUCK_SHOWN = 200
 
@@ -30,6 +31,7 @@ def queues_page(request: HttpRequest) -> HttpResponse:
         **admin.site.each_context(request),
         "title": _("Queues"),
         "queues": queue_stats(),
+        "deliveries": webhook_delivery_figures(),
         "workers": [beat for beat in beats if beat.is_worker],
         "producers": [beat for beat in beats if not beat.is_worker],
         "stuck": photos_stuck(client=broker_redis(), limit=STUCK_SHOWN),

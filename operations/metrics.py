@@ -41,6 +41,7 @@ from prometheus_client.utils import floatToGoString
 from aimetrics.figures import AiTotals, aimetric_totals
 from operations.queues import queue_stats
 from photos.models import Photo
+from webhooks.figures import webhook_delivery_figures
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ class MoverzCollector(Collector):
             ("queues", _queue_metrics),
             ("photos", _photo_metrics),
             ("ai", _ai_metrics),
+            ("webhooks", _webhook_metrics),
         ]
         for name, read in sections:
             started = time.perf_counter()
@@ -263,3 +265,21 @@ def _ai_metrics() -> Iterator[Metric]:
         tokens.add_metric([*call, "out"], tokens_out)
         cost.add_metric(list(call), costs[call])
     yield from (calls_total, failed, latency, tokens, cost)
+
+
+def _webhook_metrics() -> Iterator[Metric]:
+    figures = webhook_delivery_figures()
+    deliveries = GaugeMetricFamily(
+        "moverz_webhook_deliveries",
+        "Webhook deliveries by status: pending (owed to enabled endpoints), paused (owed to "
+        "disabled ones), delivered, failed (given up).",
+        labels=["status"],
+    )
+    for status in ("pending", "paused", "delivered", "failed"):
+        deliveries.add_metric([status], figures[status])
+    yield deliveries
+    yield GaugeMetricFamily(
+        "moverz_webhook_oldest_pending_age_seconds",
+        "Age of the oldest webhook delivery owed to an enabled endpoint (0 when none is).",
+        value=figures["oldest_pending_age_s"],
+    )

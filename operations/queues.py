@@ -6,10 +6,11 @@ from typing import TypedDict
 
 from django.db.models import Count
 
-from infra.broker import INVENTORY_QUEUE, PHOTO_QUEUE, broker_redis, queue_counts
+from infra.broker import INVENTORY_QUEUE, PHOTO_QUEUE, WEBHOOK_QUEUE, broker_redis, queue_counts
 from inventory.models import InventorySnapshot
 from inventory.tasks import inventory_failed_key
 from photos.models import Photo
+from webhooks.figures import webhook_delivery_figures
 
 
 class QueueStats(TypedDict):
@@ -24,19 +25,21 @@ class QueueStats(TypedDict):
 
 
 def queue_stats() -> list[QueueStats]:
-    """Figures for the two queues; their meaning is documented in README ("Queues")."""
+    """Figures for the queues; their meaning is documented in README ("Queues")."""
     client = broker_redis()
-    broker = queue_counts(client, (PHOTO_QUEUE, INVENTORY_QUEUE))
+    broker = queue_counts(client, (PHOTO_QUEUE, INVENTORY_QUEUE, WEBHOOK_QUEUE))
     by_status = dict(
         Photo.objects.filter(status__in=[Photo.Status.DONE, Photo.Status.ERROR])
         .values_list("status")
         .annotate(n=Count("id"))
     )
     inventory_failed = int(client.get(inventory_failed_key()) or 0)
+    deliveries = webhook_delivery_figures()
     rows: list[QueueStats] = []
     for name, completed, failed in (
         (PHOTO_QUEUE, by_status.get("DONE", 0), by_status.get("ERROR", 0)),
         (INVENTORY_QUEUE, InventorySnapshot.objects.count(), inventory_failed),
+        (WEBHOOK_QUEUE, deliveries["delivered"], deliveries["failed"]),
     ):
         counts = broker[name]
         in_broker = counts["waiting"] + counts["delayed"] + counts["active"] + counts["dead"]

@@ -19,17 +19,19 @@ import dramatiq
 logger = logging.getLogger("operations.relay")
 
 
-def relay_once() -> tuple[int, int]:
-    """One pass: (photos re-sent, inventory syncs re-sent)."""
+def relay_once() -> tuple[int, int, int]:
+    """One pass: (photos re-sent, inventory syncs re-sent, webhook deliveries re-sent)."""
     from infra.broker import broker_redis, broker_sweep
     from inventory.relay import inventory_relay
     from photos.services.relay import photos_relay, photos_stuck
+    from webhooks.relay import webhooks_relay
 
     client = broker_redis()
     broker_sweep(client)
     photos_sent, _ = photos_relay(photos=photos_stuck(client=client))
     syncs_sent = inventory_relay(client=client)
-    return photos_sent, syncs_sent
+    deliveries_sent = webhooks_relay(client=client)
+    return photos_sent, syncs_sent, deliveries_sent
 
 
 def relay_loop() -> None:
@@ -44,13 +46,15 @@ def relay_loop() -> None:
     logger.info("relay started: a pass every %s s", interval)
     while True:
         try:
-            photos_sent, syncs_sent = relay_once()
+            photos_sent, syncs_sent, deliveries_sent = relay_once()
             aimetric_rollup()  # the AI figures' hourly sums: a bounded batch, or nothing to do
-            if photos_sent or syncs_sent:
+            if photos_sent or syncs_sent or deliveries_sent:
                 logger.warning(
-                    "relay re-sent %d photo message(s) and %d inventory sync(s)",
+                    "relay re-sent %d photo message(s), %d inventory sync(s) and %d webhook "
+                    "delivery(ies)",
                     photos_sent,
                     syncs_sent,
+                    deliveries_sent,
                 )
         except Exception:  # Redis or the database down: say so, try again next pass
             logger.exception("relay pass failed")

@@ -48,7 +48,7 @@ from django.utils import timezone
 
 from infra.broker import current_worker_id, worker_alive
 from photos.models import Photo, Project, ProviderAnswer, Stage
-from photos.signals import photo_done
+from photos.signals import photo_done, photo_failed
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +323,9 @@ def photo_store_failure(
     *, claim: Claim, code: str, message: str, retry_delay_ms: int | None
 ) -> bool:
     """PROCESSING → PENDING (a retry: a delayed message is sent, `retry_delay_ms` given) or
-    ERROR (None), keeping the error; only while `claim` holds the lease (False: fenced)."""
+    ERROR (None), keeping the error; only while `claim` holds the lease (False: fenced).
+
+    `photo_failed` is sent inside the ERROR transaction (photos/signals.py)."""
     now = timezone.now()
     error = {
         "error_code": code,
@@ -334,7 +336,12 @@ def photo_store_failure(
     }
     with transaction.atomic():
         if retry_delay_ms is None:
-            return bool(_held(claim).update(status=Photo.Status.ERROR, **error))
+            failed = _held(claim).update(status=Photo.Status.ERROR, **error)
+            if failed:
+                photo_failed.send(
+                    sender=Photo, photo_id=claim.photo.pk, project_id=claim.photo.project_id
+                )
+            return bool(failed)
         stored = _held(claim).update(status=Photo.Status.PENDING, queued_at=now, **error)
         if stored:
             _send_on_commit(claim.photo.pk, retry_delay_ms)

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from infra.broker import INVENTORY_QUEUE, PHOTO_QUEUE, queue_keys
 from tests.factories import make_project, make_token, make_user
 
-pytest_plugins = ["tests.processes", "tests.s3server"]
+pytest_plugins = ["tests.processes", "tests.s3server", "tests.webhook_receiver"]
 
 
 @pytest.fixture(autouse=True)

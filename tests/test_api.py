@@ -260,7 +260,7 @@ def test_queues_show_real_figures_to_staff(
 
     assert response.status_code == 200
     queues = {row["name"]: row for row in response.json()["queues"]}
-    assert set(queues) == {"photo-analyze", "inventory-sync"}
+    assert set(queues) == {"photo-analyze", "inventory-sync", "webhook-deliver"}
     assert all(set(row) == QUEUE_FIELDS for row in queues.values())
     assert queues["photo-analyze"] == {
         "name": "photo-analyze",
@@ -274,6 +274,7 @@ def test_queues_show_real_figures_to_staff(
     }
     assert queues["inventory-sync"]["waiting"] == 0
     assert queues["inventory-sync"]["total"] == 0
+    assert queues["webhook-deliver"]["total"] == 0
 
 
 def test_queues_count_inventory_syncs_waiting_and_completed(

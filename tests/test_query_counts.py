@@ -130,11 +130,12 @@ def test_photo_analyze_with_the_fake_provider(
     # answers of this run are on record: none, so no read of them), the look for an identical
     # image already DONE in the project (none: it would be reused), the stage moves to
     # analysing and, once answered, to saving (one UPDATE each), for the one provider call
-    # the answer's INSERT and the AiMetric INSERT, then SAVEPOINT, the DONE UPDATE, RELEASE, and
-    # after the commit the project's inventory request (one UPDATE). The catalogue's volumes
-    # come from its per-minute copy.
+    # the answer's INSERT and the AiMetric INSERT, then SAVEPOINT, the DONE UPDATE, the owner's
+    # webhook endpoints (none: no outbox row, no read of the photo), RELEASE, and after the
+    # commit the project's inventory request (one UPDATE). The catalogue's volumes come from its
+    # per-minute copy.
     with (
-        django_assert_num_queries(11),
+        django_assert_num_queries(12),
         django_capture_on_commit_callbacks(execute=True),
     ):
         outcome = photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())
@@ -147,8 +148,9 @@ def test_inventory_sync_is_one_group_by(django_assert_num_queries: Any) -> None:
     for _ in range(3):
         _done_photo(project)
 
-    # Clear the request, the GROUP BY over the DONE photos, the snapshot's INSERT.
-    with django_assert_num_queries(3):
+    # Clear the request, the GROUP BY over the DONE photos, then SAVEPOINT, the snapshot's
+    # INSERT, the owner's webhook endpoints (none: no outbox row), RELEASE.
+    with django_assert_num_queries(6):
         snapshot = inventory_sync(project_id=project.pk)
 
     assert snapshot is not None and snapshot.photo_count == 3

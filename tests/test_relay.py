@@ -74,7 +74,7 @@ def test_relay_once_resends_photos_and_syncs(
     _done(make_project(), minutes_ago=3)
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert relay_once() == (1, 1)
+        assert relay_once() == (1, 1, 0)
 
     assert [m["args"] for m in photo_queue.ready()] == [[str(owed.pk)]]
     assert len(inventory_queue.all()) == 1

@@ -34,6 +34,8 @@ from photos.lifecycle import photo_enqueue
 from photos.models import Photo, Project
 from photos.services.analysis import Outcome, photo_analyze
 from tests.factories import image_bytes, make_photo, make_project, make_token, make_user
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.django_db
 
@@ -55,10 +57,12 @@ class World:
     a_photos: list[Photo]
     b_project: Project
     b_photo: Photo
+    a_endpoint: WebhookEndpoint
 
     @property
     def a_ids(self) -> set[str]:
-        return {str(self.a_project.pk), *(str(photo.pk) for photo in self.a_photos)}
+        photos = (str(photo.pk) for photo in self.a_photos)
+        return {str(self.a_project.pk), str(self.a_endpoint.pk), *photos}
 
 
 @pytest.fixture
@@ -85,7 +89,8 @@ def world(media_root: Path, django_capture_on_commit_callbacks: Any) -> World:
     inventory_sync(project_id=a_project.pk)
     b_project = make_project(owner=b, name="B's move")
     b_photo = make_photo(project=b_project)
-    return World(a, b, staff, a_project, [done, failed, pending], b_project, b_photo)
+    a_endpoint = endpoint_create(owner=a, url="https://203.0.113.7/a-hook")
+    return World(a, b, staff, a_project, [done, failed, pending], b_project, b_photo, a_endpoint)
 
 
 def _a_state(world: World, media_root: Path, redis_client: Any) -> dict[str, Any]:
@@ -106,6 +111,8 @@ def _a_state(world: World, media_root: Path, redis_client: Any) -> dict[str, Any
             InventorySnapshot.objects.filter(project__owner=a).order_by("pk").values()
         ),
         "metrics": list(AiMetric.objects.filter(photo_id__in=photo_ids).order_by("pk").values()),
+        "webhooks": list(WebhookEndpoint.objects.filter(owner=a).values()),
+        "deliveries": list(WebhookDelivery.objects.filter(endpoint__owner=a).values()),
         "files": sorted(
             str(path.relative_to(media_root))
             for path in (media_root / "photos" / str(world.a_project.pk)).rglob("*")
@@ -143,7 +150,7 @@ def _api_request(world: World, route: str, method: str, ids: dict[str, str]) -> 
     wherever the endpoint takes an id in its body."""
     path = "/" + route.replace("<str:project_id>", ids["project"]).replace(
         "<str:photo_id>", ids["photo"]
-    )
+    ).replace("<str:endpoint_id>", ids.get("endpoint", MISSING))
     if route == "api/photos" and method == "post":
         image = SimpleUploadedFile("x.jpg", image_bytes(), content_type="image/jpeg")
         return {
@@ -181,6 +188,10 @@ API_ROUTES: dict[str, dict[str, int]] = {
     "api/photos": {"get": 404, "head": 404, "post": 404},
     "api/photos/enqueue": {"post": 404},
     "api/photos/<str:photo_id>": {"get": 404, "head": 404},
+    "api/webhooks": {"get": 200, "head": 200, "post": 400},
+    "api/webhooks/<str:endpoint_id>": {"get": 404, "head": 404, "patch": 404, "delete": 404},
+    "api/webhooks/<str:endpoint_id>/test": {"post": 404},
+    "api/webhooks/<str:endpoint_id>/rotate-secret": {"post": 404},
     "api/queues": dict.fromkeys(METHODS, 403),  # staff only, whatever the method
     "api/schema/": {"get": 200, "head": 200},
     "api/docs/": {"get": 200, "head": 200},
@@ -220,8 +231,12 @@ def test_another_user_never_reads_or_writes_through_any_method(
     settings.THROTTLE_UPLOAD_RATE = settings.THROTTLE_ENQUEUE_RATE = "off"
     before = _a_state(world, media_root, redis_client)
     b = _client(world.b)
-    a_ids = {"project": str(world.a_project.pk), "photo": str(world.a_photos[0].pk)}
-    missing_ids = {"project": MISSING, "photo": MISSING}
+    a_ids = {
+        "project": str(world.a_project.pk),
+        "photo": str(world.a_photos[0].pk),
+        "endpoint": str(world.a_endpoint.pk),
+    }
+    missing_ids = {"project": MISSING, "photo": MISSING, "endpoint": MISSING}
 
     for method in METHODS:
         expected = API_ROUTES[route].get(method, 405)

@@ -105,7 +105,9 @@ def test_relay_command_once(redis_client: Any) -> None:
 
     call_command("relay", "--once", stdout=out)
 
-    assert out.getvalue().strip() == "re-sent 1 photo message(s) and 0 inventory sync(s)"
+    assert out.getvalue().strip() == (
+        "re-sent 1 photo message(s), 0 inventory sync(s) and 0 webhook delivery(ies)"
+    )
 
 
 @pytest.mark.e2e

@@ -13,9 +13,9 @@ from operations.relay import relay_loop, relay_once
 
 class Command(BaseCommand):
     help = (
-        "Re-send the photo messages and inventory syncs that the database says are owed and "
-        "Redis does not hold, every RELAY_INTERVAL_S until SIGTERM, or once with --once. Workers "
-        "run the same relay as a fork process unless RELAY_IN_WORKER=0."
+        "Re-send the photo messages, inventory syncs and webhook deliveries that the database "
+        "says are owed and Redis does not hold, every RELAY_INTERVAL_S until SIGTERM, or once "
+        "with --once. Workers run the same relay as a fork process unless RELAY_IN_WORKER=0."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -23,9 +23,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["once"]:
-            photos_sent, syncs_sent = relay_once()
+            photos_sent, syncs_sent, deliveries_sent = relay_once()
             self.stdout.write(
-                f"re-sent {photos_sent} photo message(s) and {syncs_sent} inventory sync(s)"
+                f"re-sent {photos_sent} photo message(s), {syncs_sent} inventory sync(s) and "
+                f"{deliveries_sent} webhook delivery(ies)"
             )
             return
         # Stop at once, between passes or inside one: a re-send cut off after its commit leaves
