@@ -17,7 +17,12 @@ from photos.selectors import project_for_owner
 
 
 class RoomSerializer(serializers.Serializer[Any]):
-    roomType = serializers.CharField()
+    """A room as the household has it: the photos of one `room` label, or one unlabelled photo."""
+
+    room = serializers.CharField(
+        allow_null=True, help_text="The photos' room label; null: one photo without a label."
+    )
+    roomType = serializers.CharField(help_text="The room type most of its photos have.")
     itemsCount = serializers.IntegerField()
     volume_m3 = serializers.FloatField()
     photos = serializers.ListField(child=serializers.UUIDField())

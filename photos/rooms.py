@@ -74,3 +74,12 @@ _KEYS: dict[str, str] = {
 def room_type_key(name: str) -> str | None:
     """The canonical room key for a name a client sent, or None for a name we do not know."""
     return _KEYS.get(_normal(name))
+
+
+#: The longest room label a client may send ("Chambre 2", "Salon du haut").
+ROOM_LABEL_MAX = 80
+
+
+def room_label_key(label: str) -> str:
+    """The key that makes two labels one room: case and spacing do not matter."""
+    return " ".join(label.casefold().split())

@@ -77,38 +77,33 @@ def test_totals_are_sums_over_done_photos_only(django_capture_on_commit_callback
     assert sum(room["itemsCount"] for room in snapshot.rooms) == expected_items
 
 
-def test_rooms_are_grouped_by_room_type(django_capture_on_commit_callbacks: Any) -> None:
+def test_unlabelled_photos_are_rooms_of_their_own(django_capture_on_commit_callbacks: Any) -> None:
+    # Three bedrooms, all `bedroom`, are three rooms: nothing is merged the client did not label.
     project = make_project()
-    kitchen_1 = _analysed(django_capture_on_commit_callbacks, project, "kitchen")
-    bedroom = _analysed(django_capture_on_commit_callbacks, project, "bedroom")
-    kitchen_2 = _analysed(django_capture_on_commit_callbacks, project, "kitchen")
+    bedrooms = [_analysed(django_capture_on_commit_callbacks, project, "bedroom") for _ in range(3)]
+    kitchen = _analysed(django_capture_on_commit_callbacks, project, "kitchen")
     make_photo(project=project, room_type="office")  # PENDING: no room of its own
 
     snapshot = inventory_sync(project_id=project.pk)
 
     assert snapshot is not None
-    assert [room["roomType"] for room in snapshot.rooms] == ["bedroom", "kitchen"]
-    rooms = {room["roomType"]: room for room in snapshot.rooms}
-    assert sorted(rooms["kitchen"]["photos"]) == sorted([str(kitchen_1.pk), str(kitchen_2.pk)])
-    assert rooms["kitchen"] == {
-        "roomType": "kitchen",
-        "itemsCount": kitchen_1.items_count + kitchen_2.items_count,
-        "volume_m3": float(kitchen_1.volume_m3 + kitchen_2.volume_m3),
-        "photos": rooms["kitchen"]["photos"],
-    }
-    assert rooms["bedroom"] == {
-        "roomType": "bedroom",
-        "itemsCount": bedroom.items_count,
-        "volume_m3": float(bedroom.volume_m3),
-        "photos": [str(bedroom.pk)],
-    }
+    assert [room["roomType"] for room in snapshot.rooms] == ["bedroom"] * 3 + ["kitchen"]
+    by_photo = {room["photos"][0]: room for room in snapshot.rooms}
+    for photo in [*bedrooms, kitchen]:
+        assert by_photo[str(photo.pk)] == {
+            "room": None,
+            "roomType": photo.room_type,
+            "itemsCount": photo.items_count,
+            "volume_m3": float(photo.volume_m3),
+            "photos": [str(photo.pk)],
+        }
 
 
 def test_room_volumes_and_total_volume_have_two_decimals() -> None:
     project = make_project()
     # Figures as stored by the pipeline (two decimals each), chosen so float sums would drift.
     for room_type, volume in [("kitchen", "0.10"), ("kitchen", "0.20"), ("cellar", "0.06")] * 3:
-        photo = make_photo(project=project, room_type=room_type)
+        photo = make_photo(project=project, room_type=room_type, room=room_type)
         Photo.objects.filter(pk=photo.pk).update(
             status=Photo.Status.DONE, items_count=1, volume_m3=Decimal(volume)
         )
@@ -136,7 +131,13 @@ def test_a_done_photo_without_room_type_counts_as_other() -> None:
 
     assert snapshot is not None
     assert snapshot.rooms == [
-        {"roomType": "other", "itemsCount": 2, "volume_m3": 1.25, "photos": [str(photo.pk)]}
+        {
+            "room": None,
+            "roomType": "other",
+            "itemsCount": 2,
+            "volume_m3": 1.25,
+            "photos": [str(photo.pk)],
+        }
     ]
 
 
