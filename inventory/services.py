@@ -8,13 +8,13 @@ from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, Count, F, Max, Q, StringAgg, Sum, TextField, Value, When
+from django.db.models import Case, Count, F, Max, Q, StringAgg, TextField, Value, When
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
+from inventory.lines import inventory_lines
 from inventory.models import InventorySnapshot
 from photos.models import Photo, Project
 from photos.rooms import room_label_key
@@ -62,11 +62,26 @@ def inventory_sync(*, project_id: uuid.UUID | str) -> InventorySnapshot | None:
     """Write a new snapshot from all DONE photos of the project (None if the project is gone).
 
     A room is the photos of one label (`Photo.room_key`); a photo without a label is a room of
-    its own. Its room type is the one most of its photos have.
+    its own. Its room type is the one most of its photos have; its figures are the sums of its
+    item lines (`inventory.lines`), where an item seen in several photos of the room counts once.
     """
     if not Project.objects.filter(pk=project_id).update(inventory_sync_requested_at=None):
         return None
-    rooms = _rooms(project_id)
+    lines = inventory_lines(project_id=project_id)
+    rooms = []
+    for group, label, room_type, photos in _rooms(project_id):
+        items = lines.get(group, [])
+        volume = sum((Decimal(str(line["volume_m3"])) for line in items), Decimal("0"))
+        rooms.append(
+            {
+                "room": label,
+                "roomType": room_type,
+                "itemsCount": sum(line["quantity"] for line in items),
+                "volume_m3": float(volume),
+                "photos": photos,
+                "items": items,
+            }
+        )
     return InventorySnapshot.objects.create(
         project_id=project_id,
         total_items=sum(room["itemsCount"] for room in rooms),
@@ -78,57 +93,37 @@ def inventory_sync(*, project_id: uuid.UUID | str) -> InventorySnapshot | None:
     )
 
 
-def _rooms(project_id: uuid.UUID | str) -> list[dict[str, Any]]:
-    """One GROUP BY per (room, room type) over the DONE photos, from the covering index."""
-    room = Case(
+def _rooms(project_id: uuid.UUID | str) -> list[tuple[str, str | None, str, list[str]]]:
+    """(group, label, room type, photo ids) of each room, in the inventory's order: labelled
+    rooms by label, then the photos that are rooms of their own, by room type. One GROUP BY per
+    room and room type over the DONE photos, answered from the covering index."""
+    group = Case(
         When(room_key="", then=Cast("id", TextField())),
         default=F("room_key"),
         output_field=TextField(),
     )
     rows = (
         Photo.objects.filter(project_id=project_id, status=Photo.Status.DONE)
-        .values(group=room, type=Coalesce("room_type", Value("other")))
+        .values(group=group, type=Coalesce("room_type", Value("other")))
         .annotate(
             label=Max("room_label"),
             photos=Count("id"),
-            items=Coalesce(Sum("items_count"), 0),
-            volume=Coalesce(Sum("volume_m3"), Decimal("0")),
             ids=StringAgg(Cast("id", TextField()), delimiter=Value(",")),
         )
         .order_by()
     )
-    rooms: dict[str, dict[str, Any]] = {}
+    labels: dict[str, str | None] = {}
+    photos: dict[str, list[str]] = {}
     types: dict[str, Counter[str]] = {}
     for row in rows:
-        entry = rooms.setdefault(
-            row["group"],
-            {"label": row["label"], "items": 0, "volume": Decimal("0"), "photos": []},
-        )
-        entry["items"] += row["items"]
-        entry["volume"] += Decimal(row["volume"])
-        entry["photos"].extend(row["ids"].split(","))
+        labels[row["group"]] = row["label"] or None
+        photos.setdefault(row["group"], []).extend(row["ids"].split(","))
         types.setdefault(row["group"], Counter())[row["type"]] += row["photos"]
-    out = []
-    for group, entry in rooms.items():
-        # The most frequent room type; a tie goes to the first key in alphabetical order.
-        room_type = min(types[group].items(), key=lambda kv: (-kv[1], kv[0]))[0]
-        photos = sorted(entry["photos"])  # SQLite before 3.44 cannot order inside an aggregate
-        out.append(
-            {
-                "room": entry["label"] or None,
-                "roomType": room_type,
-                "itemsCount": entry["items"],
-                "volume_m3": float(entry["volume"].quantize(Decimal("0.01"))),
-                "photos": photos,
-            }
-        )
-    # Labelled rooms by label, then the photos that are rooms of their own, by room type.
-    out.sort(
-        key=lambda r: (
-            r["room"] is None,
-            room_label_key(r["room"] or ""),
-            r["roomType"],
-            r["photos"][0],
-        )
-    )
-    return out
+    rooms = []
+    for key, label in labels.items():
+        # The type most of its photos have; a tie goes to the first in alphabetical order.
+        room_type = min(types[key].items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        # Sorted here: SQLite before 3.44 cannot order inside an aggregate.
+        rooms.append((key, label, room_type, sorted(photos[key])))
+    rooms.sort(key=lambda r: (r[1] is None, room_label_key(r[1] or ""), r[2], r[3][0]))
+    return rooms

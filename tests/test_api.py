@@ -826,8 +826,9 @@ def test_inventory_after_a_sync_sums_the_done_photos_by_room(
     assert set(rooms) == {str(p.pk) for p in done}
     for photo in done:
         room = rooms[str(photo.pk)]
-        assert set(room) == {"room", "roomType", "itemsCount", "volume_m3", "photos"}
+        assert set(room) == {"room", "roomType", "itemsCount", "volume_m3", "photos", "items"}
         assert room["photos"] == [str(photo.pk)]
+        assert sum(line["quantity"] for line in room["items"]) == room["itemsCount"]
         assert (room["room"], room["roomType"]) == (None, photo.room_type)
         assert room["itemsCount"] == items([photo])
         assert room["volume_m3"] == volume([photo])

@@ -42,7 +42,7 @@ def photo_create(
     photo = Photo(
         project=project,
         room_type=room_type or None,
-        room_label=room or "",
+        room_label=(room or "").strip(),
         image_format=info.extension,
         image_bytes=info.size_bytes,
         image_width=info.width,
