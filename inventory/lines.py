@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Func, TextField
 
 from inventory.models import VolumeCatalogueEntry
 from photos.models import Photo, Project
@@ -24,6 +25,24 @@ from photos.rooms import room_label_key
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
 MERGES = ("max", "sum")
+
+
+#: SQLite stores a UUID as 32 hex digits; this writes the id `{x}` as the API does, with hyphens.
+SQLITE_UUID_TEXT = (
+    "lower(substr({x}, 1, 8) || '-' || substr({x}, 9, 4) || '-' || substr({x}, 13, 4)"
+    " || '-' || substr({x}, 17, 4) || '-' || substr({x}, 21, 12))"
+)
+
+
+class UuidText(Func):
+    """A UUID column as text, with hyphens on every database (the API's form of an id)."""
+
+    template = "CAST(%(expressions)s AS text)"
+    output_field = TextField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return SQLITE_UUID_TEXT.format(x=sql), list(params) * 5
 
 
 @dataclass(frozen=True)
@@ -56,11 +75,7 @@ _DIALECTS = {
         items="photos_photo p, json_each(p.analysis, '$.items') AS e",
         text="json_extract(e.value, '$.{f}')",
         true="json_type(e.value, '$.{f}') = 'true'",
-        # Stored as 32 hex digits: written with hyphens, as the API does.
-        photo_id=(
-            "lower(substr(p.id, 1, 8) || '-' || substr(p.id, 9, 4) || '-' || substr(p.id, 13, 4)"
-            " || '-' || substr(p.id, 17, 4) || '-' || substr(p.id, 21, 12))"
-        ),
+        photo_id=SQLITE_UUID_TEXT.format(x="p.id"),
         normal_name="moverz_normal_name({x})",  # registered below: SQLite has no regexp_replace
         group_concat="group_concat({x}, ',')",
         guard="json_type(p.analysis, '$.items') = 'array'",

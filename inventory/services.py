@@ -11,10 +11,10 @@ from functools import partial
 
 from django.db import transaction
 from django.db.models import Case, Count, F, Max, Q, StringAgg, TextField, Value, When
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from inventory.lines import inventory_lines
+from inventory.lines import UuidText, inventory_lines
 from inventory.models import InventorySnapshot
 from photos.models import Photo, Project
 from photos.rooms import room_label_key
@@ -98,7 +98,7 @@ def _rooms(project_id: uuid.UUID | str) -> list[tuple[str, str | None, str, list
     rooms by label, then the photos that are rooms of their own, by room type. One GROUP BY per
     room and room type over the DONE photos, answered from the covering index."""
     group = Case(
-        When(room_key="", then=Cast("id", TextField())),
+        When(room_key="", then=UuidText("id")),
         default=F("room_key"),
         output_field=TextField(),
     )
@@ -108,7 +108,8 @@ def _rooms(project_id: uuid.UUID | str) -> list[tuple[str, str | None, str, list
         .annotate(
             label=Max("room_label"),
             photos=Count("id"),
-            ids=StringAgg(Cast("id", TextField()), delimiter=Value(",")),
+            # With hyphens on both databases: SQLite's text of a UUID column has none.
+            ids=StringAgg(UuidText("id"), delimiter=Value(",")),
         )
         .order_by()
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+import uuid
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
+from inventory.lines import SQLITE_UUID_TEXT
 from inventory.models import InventorySnapshot
 from inventory.services import inventory_sync
 from photos.models import Photo, Project
@@ -250,3 +253,33 @@ def test_the_schema_describes_the_lines(api: APIClient) -> None:
     room = schema["components"]["schemas"]["Room"]["properties"]
     assert set(line) == LINE_FIELDS
     assert {"room", "items", "itemsCount", "roomType", "photos", "volume_m3"} <= set(room)
+
+
+# --- ids as the API writes them -----------------------------------------------------------------
+
+
+def test_inventory_ids_are_the_photo_apis_ids(api: APIClient, project: Project) -> None:
+    labelled = _done(project, [_item("chair", 1, 0.3)], room="Salon")
+    alone = _done(project, [_item("desk", 1, 1.0)])
+    inventory_sync(project_id=project.pk)
+
+    body = api.get(f"/api/projects/{project.pk}/inventory").json()
+
+    ids = [pid for room in body["rooms"] for pid in room["photos"]]
+    ids += [pid for room in body["rooms"] for line in room["items"] for pid in line["photos"]]
+    assert len(ids) == 4
+    for pid in ids:
+        assert pid == str(uuid.UUID(pid))  # hyphens, lower case: not the 32-digit hex form
+    api_ids = {api.get(f"/api/photos/{p.pk}").json()["photo"]["id"] for p in (labelled, alone)}
+    assert set(ids) == api_ids
+
+
+def test_sqlite_writes_a_uuid_column_with_hyphens() -> None:
+    # `make run`'s database stores a UUID as 32 hex digits; the inventory's SQL must write it
+    # as the API does. Checked on SQLite itself, whatever database the suite runs on.
+    value = uuid.uuid4()
+    with sqlite3.connect(":memory:") as db:
+        db.execute("CREATE TABLE p (id char(32))")
+        db.execute("INSERT INTO p VALUES (?)", [value.hex])
+        (written,) = db.execute(f"SELECT {SQLITE_UUID_TEXT.format(x='id')} FROM p").fetchone()
+    assert written == str(value)
