@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Func, TextField
 
 from inventory.models import VolumeCatalogueEntry
@@ -50,10 +50,11 @@ class _Dialect:
     items: str  # FROM clause: the photo `p` and its items `e`
     text: str  # an item's field as text; {f} is the field's name
     true: str  # an item's field is JSON true
-    photo_id: str  # the photo's id as the API writes it
+    photo_id: str  # the photo id {x} as the API writes it
     normal_name: str  # a name's normal form, of the SQL expression {x}
     group_concat: str  # the ids of a group, comma-separated, of {x}
     guard: str  # WHERE condition that keeps only photos whose items are a list
+    setup: tuple[str, ...] = ()  # statements run first, in the statement's transaction
 
 
 _DIALECTS = {
@@ -65,17 +66,21 @@ _DIALECTS = {
         ),
         text="(e.value ->> '{f}')",
         true="(e.value -> '{f}') = 'true'::jsonb",
-        photo_id="p.id::text",
+        photo_id="{x}::text",
         normal_name="lower(regexp_replace(btrim({x}), '\\s+', ' ', 'g'))",
         group_concat="string_agg({x}, ',')",
         guard="TRUE",
+        # The planner cannot know how many items a photo has (it assumes 100): its cost
+        # estimate then asks for JIT compilation, which took longer than the statement, and
+        # the default work_mem made the merge's sort spill to disk.
+        setup=("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'"),
     ),
     "sqlite": _Dialect(
         # json_each of a missing path yields no rows; of an object, its members: the guard.
         items="photos_photo p, json_each(p.analysis, '$.items') AS e",
         text="json_extract(e.value, '$.{f}')",
         true="json_type(e.value, '$.{f}') = 'true'",
-        photo_id=SQLITE_UUID_TEXT.format(x="p.id"),
+        photo_id=SQLITE_UUID_TEXT,
         normal_name="moverz_normal_name({x})",  # registered below: SQLite has no regexp_replace
         group_concat="group_concat({x}, ',')",
         guard="json_type(p.analysis, '$.items') = 'array'",
@@ -99,14 +104,16 @@ def _sql(dialect: _Dialect, merge: str) -> str:
     text = dialect.text.format
     true = dialect.true.format
     catalogue = VolumeCatalogueEntry._meta.db_table
+    photos = dialect.group_concat.format(x=dialect.photo_id.format(x="photo"))
     # A room: the photos of one label, or one photo without a label (its id). A line: the items
     # of one catalogue key, or, for items the catalogue lacks, of one normalised name. Its
     # quantity in a photo is the sum of that photo's items of it; in the room, the largest
     # (merge "max") or the sum (merge "sum") over the room's photos.
     return f"""
 WITH item AS (
-  SELECT CASE WHEN p.room_key = '' THEN {dialect.photo_id} ELSE p.room_key END AS room,
-         {dialect.photo_id} AS photo,
+  SELECT NULLIF(p.room_key, '') AS rkey,
+         CASE WHEN p.room_key = '' THEN p.id END AS alone,
+         p.id AS photo,
          c.key AS ckey,
          c.volume_m3 AS unit,
          CASE WHEN c.key IS NULL THEN {dialect.normal_name.format(x=text(f="name"))} END AS nname,
@@ -122,16 +129,21 @@ WITH item AS (
   WHERE p.project_id = %s AND p.status = %s AND {dialect.guard}
 ),
 seen AS (
-  SELECT room, ckey, nname, photo, SUM(quantity) AS quantity, SUM(volume) AS volume,
+  SELECT rkey, alone, ckey, nname, photo, SUM(quantity) AS quantity, SUM(volume) AS volume,
          MAX(unit) AS unit, MIN(key) AS key, MIN(name) AS name, MIN(category) AS category,
          MAX(fragile) AS fragile, MAX(dismantle) AS dismantle
-  FROM item GROUP BY room, ckey, nname, photo
+  FROM item GROUP BY rkey, alone, ckey, nname, photo
 )
-SELECT room, {merge.upper()}(quantity), SUM(quantity), SUM(volume), MAX(unit), ckey, MIN(key),
-       MIN(name), MIN(category), MAX(fragile), MAX(dismantle),
-       {dialect.group_concat.format(x="photo")}
-FROM seen GROUP BY room, ckey, nname
+SELECT COALESCE(rkey, {dialect.photo_id.format(x="alone")}), {merge.upper()}(quantity),
+       SUM(quantity), SUM(volume), MAX(unit), ckey, MIN(key), MIN(name), MIN(category),
+       MAX(fragile), MAX(dismantle), {photos}
+FROM seen GROUP BY rkey, alone, ckey, nname
 """
+
+
+def floor_sql() -> str:
+    """The PostgreSQL statement, for the bench's floor (parameters: project id, status)."""
+    return _sql(_DIALECTS["postgresql"], "max")
 
 
 def inventory_lines(*, project_id: uuid.UUID | str) -> dict[str, list[dict[str, Any]]]:
@@ -142,10 +154,12 @@ def inventory_lines(*, project_id: uuid.UUID | str) -> dict[str, list[dict[str, 
     volume × quantity, or, for an item the catalogue lacks, the model's estimate (`source`).
     """
     merge = settings.INVENTORY_MERGE
-    sql = _sql(_DIALECTS[connection.vendor], merge)
-    with connection.cursor() as cursor:
-        project = Project._meta.pk.get_db_prep_value(uuid.UUID(str(project_id)), connection)
-        cursor.execute(sql, [project, Photo.Status.DONE])
+    dialect = _DIALECTS[connection.vendor]
+    project = Project._meta.pk.get_db_prep_value(uuid.UUID(str(project_id)), connection)
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in dialect.setup:
+            cursor.execute(statement)
+        cursor.execute(_sql(dialect, merge), [project, Photo.Status.DONE])
         rows = cursor.fetchall()
     rooms: dict[str, list[dict[str, Any]]] = {}
     for (
