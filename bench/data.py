@@ -58,6 +58,38 @@ ANALYSIS: dict[str, Any] = {
 }
 
 
+#: Catalogue keys (inventory migration 0003) a room's item lines are drawn from.
+LINE_KEYS = (
+    "sofa_3_seat", "sofa_2_seat", "armchair", "double_bed", "single_bed", "wardrobe_2_door",
+    "chest_of_drawers", "bedside_table", "dining_table", "chair", "coffee_table", "tv_unit",
+    "bookcase", "desk", "fridge", "cooker", "washing_machine", "carton", "television", "mirror",
+)  # fmt: skip
+
+
+def lines_analysis_sql(*, lines_per_room: int, lines_per_photo: int) -> str:
+    """A DONE analysis built per row `g`: `lines_per_photo` item lines, a window sliding over
+    the room's `lines_per_room` kinds (20 catalogue keys, then names the catalogue lacks), with
+    quantities of 1 to 4, so that the room's photos overlap as views of one room do."""
+    keys = "ARRAY[" + ", ".join(f"'{key}'" for key in LINE_KEYS) + "]"
+    kind = f"((g + j) % {lines_per_room})"
+    key = f"CASE WHEN {kind} < {len(LINE_KEYS)} THEN ({keys})[1 + {kind}] ELSE 'other' END"
+    name = (
+        f"CASE WHEN {kind} < {len(LINE_KEYS)} THEN ({keys})[1 + {kind}] ELSE 'thing ' || {kind} END"
+    )
+    item = (
+        f"jsonb_build_object('key', {key}, 'name', {name}, 'category', 'furniture',"
+        f" 'quantity', 1 + (g + 2 * j) % 4, 'volume_m3', 0.5 * (1 + (g + 2 * j) % 4),"
+        " 'volumeSource', 'catalogue', 'confidence', 0.87, 'fragile', j % 7 = 0,"
+        " 'dismantle', j % 5 = 0)"
+    )
+    return (
+        f"jsonb_build_object('items', (SELECT jsonb_agg({item}) FROM generate_series(0, "
+        f"{lines_per_photo - 1}) AS j), 'totals', jsonb_build_object('items', 0, 'volume_m3', 0),"
+        " 'confidence', 0.86, 'provider', 'anthropic', 'model', 'claude-sonnet-4-6',"
+        " 'promptVersion', 'bench')"
+    )
+
+
 def _texture(size: tuple[int, int], seed: int, grain: int = 2) -> Image.Image:
     """Noise over gradients: compresses about like a real photo (a flat image would not).
     `grain`: the noise's pixel size."""
@@ -181,8 +213,11 @@ def photos_insert(
     queued: bool = False,
     room_type: str | None = None,
     done: bool = False,
+    photos_per_room: int | None = None,
 ) -> list[str]:
-    """`count` photos of one project; their ids, oldest first."""
+    """`count` photos of one project; their ids, oldest first. `photos_per_room`: DONE photos
+    labelled "Room <n>" by groups of that many, each analysis with realistic item lines
+    (`lines_analysis_sql`: 20 kinds per room, 10 lines per photo) instead of `ANALYSIS`."""
     from photos.models import Photo
 
     tag = uuid.uuid4().hex[:12]  # finds this batch again, in order
@@ -219,6 +254,12 @@ def photos_insert(
         }
         if room_type is None:
             expressions["room_type"] = (rooms_sql(), [])
+        if photos_per_room:
+            expressions |= {
+                "analysis": (lines_analysis_sql(lines_per_room=20, lines_per_photo=10), []),
+                "room_label": (f"'Room ' || (g / {photos_per_room})", []),
+                "room_key": (f"'room ' || (g / {photos_per_room})", []),
+            }
     bulk_insert(Photo, count, expressions)
     with connection.cursor() as cursor:
         cursor.execute(

@@ -16,11 +16,43 @@ from photos.api.views import ERRORS, PROJECT_ID
 from photos.selectors import project_for_owner
 
 
+class ItemLineSerializer(serializers.Serializer[Any]):
+    """One kind of item in a room, merged across the photos that show it."""
+
+    key = serializers.CharField(allow_null=True, help_text="The catalogue key (or the model's).")
+    name = serializers.CharField(allow_null=True)
+    category = serializers.CharField(allow_null=True)
+    quantity = serializers.IntegerField(
+        help_text="The largest quantity seen in any one photo of the room (INVENTORY_MERGE=sum: "
+        "the sum over its photos)."
+    )
+    unitVolume_m3 = serializers.FloatField(help_text="The volume of one item.")
+    volume_m3 = serializers.FloatField(help_text="unitVolume_m3 × quantity, to the cent.")
+    fragile = serializers.BooleanField()
+    dismantle = serializers.BooleanField()
+    photos = serializers.ListField(
+        child=serializers.UUIDField(), help_text="The photos it was seen in."
+    )
+    # A declared field, popped from the class by DRF's metaclass: it does not shadow Field.source.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=["catalogue", "model"],
+        help_text="Where the unit volume comes from: the volume catalogue, or the model's "
+        "estimate for an item the catalogue lacks.",
+    )
+
+
 class RoomSerializer(serializers.Serializer[Any]):
-    roomType = serializers.CharField()
-    itemsCount = serializers.IntegerField()
-    volume_m3 = serializers.FloatField()
+    """A room as the household has it: the photos of one `room` label, or one unlabelled photo."""
+
+    room = serializers.CharField(
+        allow_null=True, help_text="The photos' room label; null: one photo without a label."
+    )
+    roomType = serializers.CharField(help_text="The room type most of its photos have.")
+    itemsCount = serializers.IntegerField(help_text="The sum of its lines' quantities.")
+    volume_m3 = serializers.FloatField(help_text="The sum of its lines' volumes.")
     photos = serializers.ListField(child=serializers.UUIDField())
+    # Snapshots written before item lines have none.
+    items = ItemLineSerializer(many=True, default=list)
 
 
 class InventorySerializer(serializers.ModelSerializer[InventorySnapshot]):

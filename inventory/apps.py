@@ -10,8 +10,12 @@ class InventoryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
         from inventory import receivers  # noqa: F401  (connects to photos' signals)
         from inventory.catalogue import DatabaseVolumeCatalogue
+        from inventory.lines import register_sqlite_functions
         from photos.volumes import register_volume_catalogue
 
         register_volume_catalogue(DatabaseVolumeCatalogue())
+        connection_created.connect(register_sqlite_functions, dispatch_uid="inventory.sqlite")

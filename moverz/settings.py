@@ -264,6 +264,11 @@ PHOTO_RETRY_BASE_MS = env_int("PHOTO_RETRY_BASE_MS", 2_000)
 PHOTO_RETRY_MAX_MS = env_int("PHOTO_RETRY_MAX_MS", 60_000)
 PHOTO_LEASE_SECONDS = env_int("PHOTO_LEASE_SECONDS", 120)
 INVENTORY_SYNC_DELAY_MS = env_int("INVENTORY_SYNC_DELAY_MS", 500)
+# How an inventory line counts an item seen in several photos of one room: the largest quantity
+# of any one photo (views of one room), or the sum (clients that send one photo per room).
+INVENTORY_MERGE = env_str("INVENTORY_MERGE", "max").strip().lower()
+if INVENTORY_MERGE not in ("max", "sum"):
+    raise ImproperlyConfigured(f"INVENTORY_MERGE must be max or sum, got {INVENTORY_MERGE!r}")
 # A PENDING photo owed a message for longer than this, with no live message, is stuck.
 PHOTO_RELAY_GRACE_SECONDS = env_int("PHOTO_RELAY_GRACE_SECONDS", 30)
 RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 10.0)

@@ -48,6 +48,7 @@ from django.utils import timezone
 
 from infra.broker import current_worker_id, worker_alive
 from photos.models import Photo, Project, ProviderAnswer, Stage
+from photos.rooms import room_label_key
 from photos.signals import photo_done, photo_failed
 
 logger = logging.getLogger(__name__)
@@ -113,14 +114,19 @@ def _send_on_commit(photo_id: Any, delay_ms: int | None = None) -> None:
 
 
 def photo_enqueue(
-    *, photo: Photo, room_type: str | None = None, force: bool = False
+    *, photo: Photo, room_type: str | None = None, room: str | None = None, force: bool = False
 ) -> EnqueueResult:
     """Ask for an analysis of `photo`; see `photo_enqueue_for_user`."""
-    return _enqueue(photo.pk, user_id=None, room_type=room_type, force=force)
+    return _enqueue(photo.pk, user_id=None, room_type=room_type, room=room, force=force)
 
 
 def photo_enqueue_for_user(
-    *, user_id: int, photo_id: uuid.UUID, room_type: str | None = None, force: bool = False
+    *,
+    user_id: int,
+    photo_id: uuid.UUID,
+    room_type: str | None = None,
+    room: str | None = None,
+    force: bool = False,
 ) -> EnqueueResult:
     """Ask for an analysis of one of the user's photos (`Photo.DoesNotExist` for any other).
 
@@ -128,13 +134,14 @@ def photo_enqueue_for_user(
     concurrent requests for one photo send exactly one. ERROR photos can always be enqueued again,
     with a fresh attempt budget; DONE photos only with `force`, and they keep their old analysis
     readable until the new one replaces it. Every enqueue starts a new `run`: provider answers
-    bought in an earlier run are never reused for this one.
+    bought in an earlier run are never reused for this one. A `room_type` or `room` label given
+    is stored by the UPDATE that queues the photo (not by a call that finds it already queued).
     """
-    return _enqueue(photo_id, user_id=user_id, room_type=room_type, force=force)
+    return _enqueue(photo_id, user_id=user_id, room_type=room_type, room=room, force=force)
 
 
 def _enqueue(
-    photo_id: Any, *, user_id: int | None, room_type: str | None, force: bool
+    photo_id: Any, *, user_id: int | None, room_type: str | None, room: str | None, force: bool
 ) -> EnqueueResult:
     where: dict[str, Any] = {"pk": photo_id}
     if user_id is not None:
@@ -148,6 +155,8 @@ def _enqueue(
     common: dict[str, Any] = {"queued_at": now, "updated_at": now, "run": F("run") + 1}
     if room_type:
         common["room_type"] = room_type
+    if room:
+        common["room_label"], common["room_key"] = room, room_label_key(room)
     moved = Photo.objects.filter(
         **where, queued_at__isnull=True, status__in=[Photo.Status.PENDING, Photo.Status.ERROR]
     ).update(status=Photo.Status.PENDING, attempts=0, queued_force=False, **common)
@@ -171,7 +180,7 @@ def _enqueue(
         return EnqueueResult(EnqueueStatus.ALREADY_DONE, QueuePosition.DONE)
     # The photo moved between our UPDATE and this read (a worker failed it a moment ago, say):
     # ask again, the conditional UPDATE settles it.
-    return _enqueue(photo_id, user_id=user_id, room_type=room_type, force=force)
+    return _enqueue(photo_id, user_id=user_id, room_type=room_type, room=room, force=force)
 
 
 # --- the worker's moves -----------------------------------------------------------------------

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from photos.rooms import ROOM_TYPE_CHOICES
+from photos.rooms import ROOM_LABEL_MAX, ROOM_TYPE_CHOICES, room_label_key
 
 
 class Project(models.Model):
@@ -87,6 +88,11 @@ class Photo(models.Model):
     room_type = models.CharField(
         _("room type"), max_length=32, null=True, blank=True, choices=ROOM_TYPE_CHOICES
     )
+    #: The room as the household names it ("Chambre 2"). Photos of one project whose labels
+    #: have the same `room_key` are views of one room; a photo without a label is a room of its
+    #: own. The key is derived on save (and by the enqueue's UPDATE), never edited.
+    room_label = models.CharField(_("room"), max_length=ROOM_LABEL_MAX, blank=True, default="")
+    room_key = models.CharField(max_length=255, blank=True, default="", editable=False)
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.PENDING
     )
@@ -129,7 +135,7 @@ class Photo(models.Model):
             # a small fraction of the pages of the table, whose rows carry the analysis JSON.
             models.Index(
                 fields=["project", "status"],
-                include=["room_type", "items_count", "volume_m3", "id"],
+                include=["room_type", "room_key", "room_label", "items_count", "volume_m3", "id"],
                 name="photo_project_status_cover",
             ),
             models.Index(fields=["project", "-created_at"], name="photo_project_created"),
@@ -141,6 +147,13 @@ class Photo(models.Model):
 
     def __str__(self) -> str:
         return gettext("photo %(id)s") % {"id": self.id}
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.room_key = room_label_key(self.room_label)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "room_label" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "room_key"}
+        super().save(*args, **kwargs)
 
     @property
     def job_id(self) -> str:

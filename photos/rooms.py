@@ -104,3 +104,12 @@ def room_type_label(room_type: str | None) -> str:
         return ""
     label = ROOM_TYPE_LABELS.get(room_type)
     return str(label) if label is not None else room_type
+
+
+#: The longest room label a client may send ("Chambre 2", "Salon du haut").
+ROOM_LABEL_MAX = 80
+
+
+def room_label_key(label: str) -> str:
+    """The key that makes two labels one room: case and spacing do not matter."""
+    return " ".join(label.casefold().split())

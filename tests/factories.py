@@ -60,11 +60,16 @@ def make_photo(
     *,
     project: Project | None = None,
     room_type: str | None = None,
+    room: str | None = None,
     seed: int | None = None,
     enqueue: bool = False,
 ) -> Photo:
     data = image_bytes(seed=next(_counter) if seed is None else seed)
     photo, _ = photo_create(
-        project=project or make_project(), data=data, room_type=room_type, enqueue=enqueue
+        project=project or make_project(),
+        data=data,
+        room_type=room_type,
+        room=room,
+        enqueue=enqueue,
     )
     return photo

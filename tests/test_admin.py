@@ -415,12 +415,13 @@ def test_status_and_analysis_cannot_be_changed_through_the_change_form(
     analysis = photo.analysis
     url = f"{PHOTOS}{photo.pk}/change/"
     form = staff_client.get(url).context["adminform"].form
-    assert set(form.fields) == {"room_type"}
+    assert set(form.fields) == {"room_type", "room_label"}
 
     response = staff_client.post(
         url,
         {
             "room_type": "bedroom",
+            "room_label": "  Chambre   du HAUT ",
             "status": "ERROR",
             "analysis": '{"items": []}',
             "error_code": "TIMEOUT",
@@ -431,6 +432,8 @@ def test_status_and_analysis_cannot_be_changed_through_the_change_form(
     assert response.status_code == 302
     photo.refresh_from_db()
     assert photo.room_type == "bedroom"
+    # The label as staff typed it (trimmed), and the key that groups it with its room's photos.
+    assert (photo.room_label, photo.room_key) == ("Chambre   du HAUT", "chambre du haut")
     assert photo.status == Photo.Status.DONE
     assert photo.analysis == analysis
     assert photo.error_code is None and photo.attempts == 1

@@ -27,6 +27,7 @@ PHOTO_FIELDS = {
     "projectId",
     "status",
     "roomType",
+    "room",
     "analysis",
     "errorCode",
     "errorMessage",
@@ -823,17 +824,18 @@ def test_inventory_after_a_sync_sums_the_done_photos_by_room(
 
     assert body["totalItems"] == items(done) > 0
     assert body["totalVolume"] == volume(done) > 0
-    rooms = {room["roomType"]: room for room in body["rooms"]}
-    assert set(rooms) == {"kitchen", "bedroom"}
-    assert all(
-        set(room) == {"roomType", "itemsCount", "volume_m3", "photos"} for room in rooms.values()
-    )
-    assert rooms["kitchen"]["itemsCount"] == items(kitchen)
-    assert rooms["kitchen"]["volume_m3"] == volume(kitchen)
-    assert set(rooms["kitchen"]["photos"]) == {str(p.pk) for p in kitchen}
-    assert rooms["bedroom"]["itemsCount"] == items([bedroom])
-    assert rooms["bedroom"]["volume_m3"] == volume([bedroom])
-    assert rooms["bedroom"]["photos"] == [str(bedroom.pk)]
+    # No labels: each photo is a room of its own (two kitchens are two rooms), and the totals
+    # are the photos' sums as before labels existed.
+    rooms = {room["photos"][0]: room for room in body["rooms"]}
+    assert set(rooms) == {str(p.pk) for p in done}
+    for photo in done:
+        room = rooms[str(photo.pk)]
+        assert set(room) == {"room", "roomType", "itemsCount", "volume_m3", "photos", "items"}
+        assert room["photos"] == [str(photo.pk)]
+        assert sum(line["quantity"] for line in room["items"]) == room["itemsCount"]
+        assert (room["room"], room["roomType"]) == (None, photo.room_type)
+        assert room["itemsCount"] == items([photo])
+        assert room["volume_m3"] == volume([photo])
 
 
 def test_inventory_shows_the_latest_snapshot(

@@ -143,14 +143,16 @@ def test_photo_analyze_with_the_fake_provider(
     assert outcome == Outcome.DONE
 
 
-def test_inventory_sync_is_one_group_by(django_assert_num_queries: Any) -> None:
+def test_inventory_sync_is_two_group_bys(django_assert_num_queries: Any) -> None:
     project = make_project()
     for _ in range(3):
         _done_photo(project)
 
-    # Clear the request, the GROUP BY over the DONE photos, then SAVEPOINT, the snapshot's
-    # INSERT, the owner's webhook endpoints (none: no outbox row), RELEASE.
-    with django_assert_num_queries(6):
+    # Clear the request; the item lines' statement in a transaction of its own (SAVEPOINT here,
+    # its two SET LOCALs, the statement, RELEASE); the rooms' GROUP BY over the DONE photos; then
+    # SAVEPOINT, the snapshot's INSERT, the owner's webhook endpoints (none: no outbox row),
+    # RELEASE.
+    with django_assert_num_queries(11):
         snapshot = inventory_sync(project_id=project.pk)
 
     assert snapshot is not None and snapshot.photo_count == 3

@@ -169,8 +169,14 @@ def test_requeue_stuck_grace_and_limit(redis_client: Any, photo_queue: Any) -> N
 
 def _done_photo(project: Any) -> Photo:
     photo = make_photo(project=project)
+    # The inventory counts the analysis' items: three boxes the catalogue lacks, 1.25 m³ in all.
+    item = {"key": "other", "name": "box", "category": "box", "quantity": 3, "volume_m3": 1.25}
     Photo.objects.filter(pk=photo.pk).update(
-        status=Photo.Status.DONE, items_count=3, volume_m3="1.25", room_type="kitchen"
+        status=Photo.Status.DONE,
+        analysis={"items": [item]},
+        items_count=3,
+        volume_m3="1.25",
+        room_type="kitchen",
     )
     return photo
 

@@ -115,6 +115,7 @@ class PhotoAdmin(admin.ModelAdmin[Photo]):
                     "owner",
                     "coloured_status",
                     "room_type",
+                    "room_label",
                     "created_at",
                     "updated_at",
                 ]
@@ -136,8 +137,8 @@ class PhotoAdmin(admin.ModelAdmin[Photo]):
             },
         ),
     ]
-    # Everything but the room type: status, analysis and errors change only through the
-    # pipeline and the actions below. The room type is kept by the next analysis.
+    # Everything but the room type and label: status, analysis and errors change only through
+    # the pipeline and the actions below. The room type is kept by the next analysis.
     readonly_fields = [
         "photo_id",
         "project_link",

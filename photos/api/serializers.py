@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from ai_engine.types import ROOM_TYPES
 from photos.models import STAGE_PROGRESS, Photo, Project, Stage
-from photos.rooms import room_type_key
+from photos.rooms import ROOM_LABEL_MAX, room_type_key
 
 ROOM_TYPE_CHOICES = list(ROOM_TYPES)
 
@@ -32,6 +32,27 @@ class RoomTypeField(serializers.ChoiceField):
                 f"{', '.join(ROOM_TYPE_CHOICES)} (or its English or French name)."
             )
         return key
+
+
+class RoomLabelField(serializers.CharField):
+    """The household's name for the room ("Chambre 2", "Salon"): photos of one project with the
+    same label (case and spaces do not matter) are views of one room. Trimmed; at most
+    ROOM_LABEL_MAX characters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", ROOM_LABEL_MAX)
+        kwargs.setdefault(
+            "error_messages",
+            {"max_length": f"A room label has at most {ROOM_LABEL_MAX} characters."},
+        )
+        super().__init__(trim_whitespace=True, **kwargs)
+
+
+class RoomLabelOutput(serializers.CharField):
+    """The room label as stored; null when the client gave none (a room of its own)."""
+
+    def to_representation(self, value: Any) -> Any:
+        return value or None
 
 
 class ProjectSerializer(serializers.ModelSerializer[Project]):
@@ -75,6 +96,7 @@ class ProjectCreateSerializer(serializers.Serializer[Any]):
 class PhotoSerializer(serializers.ModelSerializer[Photo]):
     projectId = serializers.UUIDField(source="project_id", read_only=True)
     roomType = serializers.CharField(source="room_type", read_only=True, allow_null=True)
+    room = RoomLabelOutput(source="room_label", read_only=True, allow_null=True)
     errorCode = serializers.CharField(source="error_code", read_only=True, allow_null=True)
     errorMessage = serializers.CharField(source="error_message", read_only=True, allow_null=True)
     processedAt = serializers.DateTimeField(source="processed_at", read_only=True, allow_null=True)
@@ -90,6 +112,7 @@ class PhotoSerializer(serializers.ModelSerializer[Photo]):
             "projectId",
             "status",
             "roomType",
+            "room",
             "analysis",
             "errorCode",
             "errorMessage",
@@ -115,6 +138,7 @@ class PhotoSerializer(serializers.ModelSerializer[Photo]):
             "projectId": str(instance.project_id),
             "status": str(instance.status),
             "roomType": _str_or_none(instance.room_type),
+            "room": instance.room_label or None,
             "analysis": instance.analysis,
             "errorCode": _str_or_none(instance.error_code),
             "errorMessage": _str_or_none(instance.error_message),
@@ -165,6 +189,7 @@ class PhotoUploadSerializer(serializers.Serializer[Any]):
     projectId = serializers.UUIDField()
     # A form has no null: an empty value means "detect the room" (as leaving it out does).
     roomType = RoomTypeField(required=False, allow_blank=True)
+    room = RoomLabelField(required=False, allow_blank=True)
     enqueue = serializers.BooleanField(required=False, default=False)
 
 
@@ -176,6 +201,12 @@ class PhotoListQuerySerializer(serializers.Serializer[Any]):
 class EnqueueRequestSerializer(serializers.Serializer[Any]):
     photoId = serializers.UUIDField()
     roomType = RoomTypeField(required=False, allow_null=True)
+    room = RoomLabelField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="Stored when this call queues the photo; empty or null keeps the label.",
+    )
     force = serializers.BooleanField(required=False, default=False)
     userId = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, help_text="Ignored (old clients)."

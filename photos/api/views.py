@@ -155,6 +155,7 @@ class PhotoListView(APIView):
                 project=project,
                 data=upload.read(),
                 room_type=data.get("roomType"),
+                room=data.get("room"),
                 enqueue=data["enqueue"],
             )
         except ImageRejected as rejected:
@@ -228,6 +229,7 @@ class PhotoEnqueueView(APIView):
                 user_id=cast(int, request.user.pk),  # IsAuthenticated: a saved user
                 photo_id=photo.pk,
                 room_type=data.get("roomType"),
+                room=data.get("room"),
                 force=data["force"],
             )
         except Photo.DoesNotExist:

@@ -24,11 +24,14 @@ def photo_create(
     project: Project,
     data: bytes,
     room_type: str | None = None,
+    room: str | None = None,
     enqueue: bool = False,
 ) -> tuple[Photo, EnqueueResult | None]:
     """Validate and store an uploaded image; optionally enqueue its analysis.
 
-    Raises `imaging.validation.ImageRejected` before anything is stored.
+    `room` is the household's label for the room ("Chambre 2"): photos of a project with the same
+    label are views of one room in its inventory. Raises `imaging.validation.ImageRejected`
+    before anything is stored.
     """
     info = image_inspect(
         data,
@@ -39,6 +42,7 @@ def photo_create(
     photo = Photo(
         project=project,
         room_type=room_type or None,
+        room_label=(room or "").strip(),
         image_format=info.extension,
         image_bytes=info.size_bytes,
         image_width=info.width,
