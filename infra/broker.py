@@ -259,6 +259,37 @@ def queue_counts(client: Any, queues: tuple[str, ...] = QUEUES) -> dict[str, Que
     return counts
 
 
+#: How many messages from the head of a queue's list are read to find its oldest: the list is
+#: filled at its tail (enqueue, and requeue after a dead worker) and taken from its head, so the
+#: oldest is at or near the head.
+OLDEST_WINDOW = 10
+
+
+def oldest_waiting_ms(client: Any, queues: tuple[str, ...] = QUEUES) -> dict[str, float | None]:
+    """Per queue, the `message_timestamp` (ms) of the oldest message ready to fetch, None when
+    none waits. Dramatiq sets it when the message is first built: a message that came back from
+    the delay queue (a retry, a coalesced sync) counts from its first enqueue."""
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        pipe.lrange(queue_keys(queue).waiting, 0, OLDEST_WINDOW - 1)
+    heads = pipe.execute()
+    for queue, ids in zip(queues, heads, strict=True):
+        pipe.hmget(queue_keys(queue).messages, ids or ["-"])
+    bodies = pipe.execute()
+    oldest: dict[str, float | None] = {}
+    for queue, ids, found in zip(queues, heads, bodies, strict=True):
+        stamps = []
+        for body in found if ids else []:
+            if not body:
+                continue  # acked between the two reads
+            try:
+                stamps.append(float(json.loads(body)["message_timestamp"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+        oldest[queue] = min(stamps) if stamps else None
+    return oldest
+
+
 def live_message_ids(client: Any, queue: str, *, namespace: str | None = None) -> set[str]:
     """The first argument (an id) of every live message of `queue`: waiting, delayed or in flight.
 
