@@ -63,6 +63,17 @@ def prices_from_settings() -> dict[str, tuple[Decimal, Decimal]]:
     return prices
 
 
+def breaker_from_settings(*, redis_client: Any) -> CircuitBreaker:
+    """The circuit breaker the workers share (AI_BREAKER_*), over `redis_client`."""
+    return CircuitBreaker(
+        redis_client,
+        prefix=f"{settings.DRAMATIQ_NAMESPACE}:moverz:circuit",
+        threshold=settings.AI_BREAKER_THRESHOLD,
+        window_s=settings.AI_BREAKER_WINDOW_S,
+        cooldown_s=settings.AI_BREAKER_COOLDOWN_S,
+    )
+
+
 _cached: dict[tuple[Any, ...], AiEngine] = {}
 
 
@@ -79,13 +90,7 @@ def engine_from_settings(*, redis_client: Any = None) -> AiEngine:
     if engine is None:
         breaker = None  # a breaker only helps when there is another provider to fall back to
         if redis_client is not None and len(settings.AI_PROVIDERS) > 1:
-            breaker = CircuitBreaker(
-                redis_client,
-                prefix=f"{settings.DRAMATIQ_NAMESPACE}:moverz:circuit",
-                threshold=settings.AI_BREAKER_THRESHOLD,
-                window_s=settings.AI_BREAKER_WINDOW_S,
-                cooldown_s=settings.AI_BREAKER_COOLDOWN_S,
-            )
+            breaker = breaker_from_settings(redis_client=redis_client)
         engine = AiEngine(
             [provider_from_settings(name) for name in settings.AI_PROVIDERS],
             breaker=breaker,

@@ -2,7 +2,8 @@
 
 This module is the checklist for a dramatiq upgrade: every use of a private name of dramatiq (the
 Redis consumer class, `MAINTENANCE_SCALE`, the broker's `broker_id`, the `Worker`'s prefetch and
-timeout attributes and when its consumers are created) and every key of its Redis layout (read
+timeout attributes, when its consumers are created and that each consumer thread keeps its broker
+consumer in `.consumer`) and every key of its Redis layout (read
 from `dramatiq/brokers/redis/dispatch.lua`) is written here and nowhere else:
 
     <ns>:<queue>                  list of the ids of messages ready to fetch
@@ -48,6 +49,9 @@ class _Consumer(dramatiq_redis._RedisConsumer):
     def __init__(self, broker: Any, queue_name: str, prefetch: int, timeout: int) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)
         self._slot_freed = threading.Event()
+        #: When the consumer thread last asked for a message (ms): at most an idle timeout
+        #: apart while it runs, busy or idle, so a stale one means it stopped (worker_health).
+        self.last_fetch_ms = time.time() * 1000
 
     def ack(self, message: Any) -> None:
         try:
@@ -62,6 +66,7 @@ class _Consumer(dramatiq_redis._RedisConsumer):
             self._slot_freed.set()
 
     def __next__(self) -> Any:
+        self.last_fetch_ms = time.time() * 1000
         if not self.message_cache and self.outstanding_message_count >= self.prefetch:
             # Cleared before the count is read again: an ack in between sets it after.
             self._slot_freed.clear()
@@ -123,6 +128,17 @@ def worker_tuning(worker: Any) -> dict[str, int]:
         "prefetch": max(consumer.prefetch for consumer in consumers),
         "idle_timeout_ms": max(consumer.worker_timeout for consumer in consumers),
     }
+
+
+def consumers_last_fetch_ms(worker: Any) -> dict[str, float]:
+    """When each running consumer of a booted worker (its queues and their delay queues) last
+    asked the broker for a message, in ms; a consumer thread not started yet is left out."""
+    fetched: dict[str, float] = {}
+    for name, thread in list(worker.consumers.items()):
+        last = getattr(getattr(thread, "consumer", None), "last_fetch_ms", None)
+        if last is not None:
+            fetched[name] = float(last)
+    return fetched
 
 
 def broker_redis() -> Any:
@@ -259,6 +275,37 @@ def queue_counts(client: Any, queues: tuple[str, ...] = QUEUES) -> dict[str, Que
         delayed += sum(n for key, n in held.items() if key.endswith(f".{queue}.DQ"))
         counts[queue] = QueueCounts(waiting=waiting, delayed=delayed, active=active, dead=dead)
     return counts
+
+
+#: How many messages from the head of a queue's list are read to find its oldest: the list is
+#: filled at its tail (enqueue, and requeue after a dead worker) and taken from its head, so the
+#: oldest is at or near the head.
+OLDEST_WINDOW = 10
+
+
+def oldest_waiting_ms(client: Any, queues: tuple[str, ...] = QUEUES) -> dict[str, float | None]:
+    """Per queue, the `message_timestamp` (ms) of the oldest message ready to fetch, None when
+    none waits. Dramatiq sets it when the message is first built: a message that came back from
+    the delay queue (a retry, a coalesced sync) counts from its first enqueue."""
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        pipe.lrange(queue_keys(queue).waiting, 0, OLDEST_WINDOW - 1)
+    heads = pipe.execute()
+    for queue, ids in zip(queues, heads, strict=True):
+        pipe.hmget(queue_keys(queue).messages, ids or ["-"])
+    bodies = pipe.execute()
+    oldest: dict[str, float | None] = {}
+    for queue, ids, found in zip(queues, heads, bodies, strict=True):
+        stamps = []
+        for body in found if ids else []:
+            if not body:
+                continue  # acked between the two reads
+            try:
+                stamps.append(float(json.loads(body)["message_timestamp"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+        oldest[queue] = min(stamps) if stamps else None
+    return oldest
 
 
 def live_message_ids(client: Any, queue: str, *, namespace: str | None = None) -> set[str]:

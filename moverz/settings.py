@@ -300,6 +300,9 @@ WORKER_PREFETCH_PER_THREAD = env_int("WORKER_PREFETCH_PER_THREAD", 1)
 # How long an idle consumer or thread sleeps before it looks again (Dramatiq's default: 1 s):
 # bounds the wait of the first message sent to an idle worker.
 WORKER_IDLE_TIMEOUT_MS = env_int("WORKER_IDLE_TIMEOUT_MS", 250)
+# `manage.py worker_health` fails when a worker process of this host has not published its state
+# (every third of this) or one of its consumers has not asked for a message for this long.
+WORKER_HEALTH_STALE_S = env_float("WORKER_HEALTH_STALE_S", 30.0)
 # On SIGTERM, how long running messages may finish: above the actor's time limit.
 WORKER_SHUTDOWN_TIMEOUT_MS = env_int(
     "WORKER_SHUTDOWN_TIMEOUT_MS", PHOTO_LEASE_SECONDS * 1000 + 30_000

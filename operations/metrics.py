@@ -38,7 +38,9 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from ai_engine.registry import breaker_from_settings
 from aimetrics.figures import AiTotals, aimetric_totals
+from infra.broker import QUEUES, broker_redis, oldest_waiting_ms
 from operations.queues import queue_stats
 from photos.models import Photo
 from webhooks.figures import webhook_delivery_figures
@@ -159,6 +161,7 @@ class MoverzCollector(Collector):
             ("photos", _photo_metrics),
             ("ai", _ai_metrics),
             ("webhooks", _webhook_metrics),
+            *ALERTING_SECTIONS,
         ]
         for name, read in sections:
             started = time.perf_counter()
@@ -283,3 +286,50 @@ def _webhook_metrics() -> Iterator[Metric]:
         "Age of the oldest webhook delivery owed to an enabled endpoint (0 when none is).",
         value=figures["oldest_pending_age_s"],
     )
+
+
+# --- What the alerting rules and an autoscaler read (deploy/prometheus, deploy/keda) ---------
+
+
+def _backlog_metrics() -> Iterator[Metric]:
+    age = GaugeMetricFamily(
+        "moverz_queue_oldest_message_age_seconds",
+        "Age of the oldest message ready to fetch per queue, from its first enqueue; 0 when none "
+        "waits. What an autoscaler scales workers on.",
+        labels=["queue"],
+    )
+    now_ms = time.time() * 1000
+    for queue, oldest in oldest_waiting_ms(broker_redis(), QUEUES).items():
+        age.add_metric([queue], 0 if oldest is None else max(now_ms - oldest, 0) / 1000)
+    yield age
+
+
+def _lease_metrics() -> Iterator[Metric]:
+    stuck = Photo.objects.filter(
+        status=Photo.Status.PROCESSING, lease_expires_at__lt=timezone.now()
+    ).count()
+    yield GaugeMetricFamily(
+        "moverz_photos_lease_expired",
+        "PROCESSING photos whose worker's lease has expired (PHOTO_LEASE_SECONDS): stuck until "
+        "the relay hands them back.",
+        value=stuck,
+    )
+
+
+def _circuit_metrics() -> Iterator[Metric]:
+    circuit = GaugeMetricFamily(
+        "moverz_ai_circuit_open",
+        "1 while the shared circuit breaker skips the provider (AI_BREAKER_*), else 0.",
+        labels=["provider"],
+    )
+    breaker = breaker_from_settings(redis_client=broker_redis())
+    for provider in dict.fromkeys(settings.AI_PROVIDERS):
+        circuit.add_metric([provider], 1 if breaker.is_open(provider) else 0)
+    yield circuit
+
+
+ALERTING_SECTIONS: list[tuple[str, Callable[[], Iterable[Metric]]]] = [
+    ("backlog", _backlog_metrics),
+    ("leases", _lease_metrics),
+    ("circuits", _circuit_metrics),
+]

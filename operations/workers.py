@@ -22,7 +22,13 @@ import dramatiq
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from infra.broker import broker_redis, current_worker_id, heartbeats, worker_tuning
+from infra.broker import (
+    broker_redis,
+    consumers_last_fetch_ms,
+    current_worker_id,
+    heartbeats,
+    worker_tuning,
+)
 
 logger = logging.getLogger(__name__)
 # A worker writes its entry again this often, so a Redis that restarted empty learns it again.
@@ -49,21 +55,40 @@ def _registry_key() -> str:
     return f"{settings.DRAMATIQ_NAMESPACE}:moverz:workers"
 
 
-def worker_register(*, broker_id: str, threads: int, **tuning: int) -> None:
+def worker_register(
+    *,
+    broker_id: str,
+    threads: int,
+    fetched_ms: dict[str, float] | None = None,
+    started_ms: int | None = None,
+    **tuning: int,
+) -> None:
     """Record that the broker `broker_id` belongs to a worker process (this one), with its
-    threads and `tuning` (prefetch, idle_timeout_ms)."""
+    threads, `tuning` (prefetch, idle_timeout_ms), when it booted and when each of its consumers
+    last asked for a message (`fetched_ms`, read by `worker_health`)."""
+    now_ms = int(time.time() * 1000)
     entry = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "threads": threads,
         **tuning,
-        "seen_ms": int(time.time() * 1000),
+        "started_ms": started_ms or now_ms,
+        "fetched_ms": {queue: int(ms) for queue, ms in (fetched_ms or {}).items()},
+        "seen_ms": now_ms,
     }
     broker_redis().hset(_registry_key(), broker_id, json.dumps(entry))
 
 
 def worker_unregister(*, broker_id: str) -> None:
     broker_redis().hdel(_registry_key(), broker_id)
+
+
+def worker_entries() -> dict[str, dict[str, Any]]:
+    """The registry: broker id -> what the worker process last wrote (see worker_register)."""
+    return {
+        _text(broker_id): json.loads(entry)
+        for broker_id, entry in broker_redis().hgetall(_registry_key()).items()
+    }
 
 
 def worker_heartbeats() -> list[WorkerBeat]:
@@ -111,9 +136,15 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def register_interval_s() -> float:
+    """How often a worker writes its entry: often enough for `worker_health`'s bound."""
+    return min(REGISTER_EVERY_S, settings.WORKER_HEALTH_STALE_S / 3)
+
+
 class WorkerRegistry(dramatiq.Middleware):
-    """Registers a worker process's broker id at boot, again every REGISTER_EVERY_S seconds
-    (from a daemon thread), and removes it at shutdown. Web processes never boot a worker."""
+    """Registers a worker process's broker id at boot, again every `register_interval_s()` (from
+    a daemon thread) with when its consumers last fetched, and removes it at shutdown. Web
+    processes never boot a worker."""
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         broker_id = current_worker_id(broker)
@@ -122,14 +153,22 @@ class WorkerRegistry(dramatiq.Middleware):
         stop = threading.Event()
         self._stop = stop
         tuning = worker_tuning(worker)
+        started_ms = int(time.time() * 1000)
+        interval_s = register_interval_s()
 
         def keep_registered() -> None:
             while True:
                 try:
-                    worker_register(broker_id=broker_id, threads=worker.worker_threads, **tuning)
+                    worker_register(
+                        broker_id=broker_id,
+                        threads=worker.worker_threads,
+                        fetched_ms=consumers_last_fetch_ms(worker),
+                        started_ms=started_ms,
+                        **tuning,
+                    )
                 except (RedisError, OSError) as exc:
                     logger.warning("could not register this worker in Redis: %s", exc)
-                if stop.wait(REGISTER_EVERY_S):
+                if stop.wait(interval_s):
                     return
 
         threading.Thread(target=keep_registered, name="worker-registry", daemon=True).start()

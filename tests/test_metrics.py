@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import dramatiq
 import pytest
 import redis
 from django.conf import settings
@@ -25,6 +26,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from ai_engine.registry import breaker_from_settings
 from aimetrics.rollup import aimetric_rollup, latency_bucket
 from operations import metrics
 from photos.models import Photo
@@ -239,7 +241,7 @@ def test_a_section_that_fails_is_reported_and_the_others_still_arrive(
     found = samples(scrape())
     assert value(found, "moverz_metrics_section_up", section="queues") == 0
     assert value(found, "moverz_metrics_section_up", section="ai") == 1
-    assert not any(name.startswith("moverz_queue_") for name, _ in found)
+    assert not any(name in ("moverz_queue_messages", "moverz_queue_finished") for name, _ in found)
     assert value(found, "moverz_ai_calls_total", **call(SONNET, "success")) == 2
 
 
@@ -250,9 +252,60 @@ def test_a_scrape_reads_a_fixed_number_of_queries(django_assert_max_num_queries:
     scrape()  # the settled hours are now cached
     # queue_stats: photo and snapshot counts (2); photo statuses (1); AI calls (4: the rollups'
     # watermark, the call sums, the latency histograms, the watermark again); webhook
-    # deliveries by status (2: the queue's row, the webhooks section).
-    with django_assert_max_num_queries(9):
+    # deliveries by status (2: the queue's row, the webhooks section); expired leases (1).
+    with django_assert_max_num_queries(10):
         scrape()
+
+
+# --- What the alerting rules and an autoscaler read ----------------------------------------
+
+
+def test_age_of_the_oldest_waiting_message_per_queue(redis_client: Any) -> None:
+    found = samples(scrape())
+    for queue in ("photo-analyze", "inventory-sync"):
+        assert value(found, "moverz_queue_oldest_message_age_seconds", queue=queue) == 0
+    oldest: dramatiq.Message[Any] = dramatiq.Message(
+        queue_name="photo-analyze",
+        actor_name="analyze_photo",
+        args=("old",),
+        kwargs={},
+        options={},
+        message_timestamp=int((time.time() - 300) * 1000),
+    )
+    broker = dramatiq.get_broker()
+    broker.enqueue(oldest)
+    broker.enqueue(oldest.copy(args=("new",), message_timestamp=int(time.time() * 1000)))
+
+    found = samples(scrape())
+    age = value(found, "moverz_queue_oldest_message_age_seconds", queue="photo-analyze")
+    assert 299 <= age < 330
+    assert value(found, "moverz_queue_oldest_message_age_seconds", queue="inventory-sync") == 0
+
+
+def test_photos_stuck_in_processing_past_their_lease() -> None:
+    stuck, running, _pending = make_photo(), make_photo(), make_photo()
+    now = timezone.now()
+    Photo.objects.filter(pk=stuck.pk).update(
+        status=Photo.Status.PROCESSING, lease_expires_at=now - timedelta(seconds=1)
+    )
+    Photo.objects.filter(pk=running.pk).update(
+        status=Photo.Status.PROCESSING, lease_expires_at=now + timedelta(minutes=1)
+    )
+    assert value(samples(scrape()), "moverz_photos_lease_expired") == 1
+
+
+def test_circuit_state_per_provider(settings: Any, redis_client: Any) -> None:
+    settings.AI_PROVIDERS = ["anthropic", "openai", "fake"]
+    breaker = breaker_from_settings(redis_client=redis_client)
+    for _ in range(settings.AI_BREAKER_THRESHOLD):
+        breaker.record_failure("openai")
+    found = samples(scrape())
+    circuits = {
+        p: value(found, "moverz_ai_circuit_open", provider=p) for p in settings.AI_PROVIDERS
+    }
+    assert circuits == {"anthropic": 0, "openai": 1, "fake": 0}
+    for section in ("backlog", "leases", "circuits"):
+        assert value(found, "moverz_metrics_section_up", section=section) == 1
 
 
 # --- The worker's exporter ------------------------------------------------------------------
