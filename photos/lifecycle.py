@@ -83,6 +83,8 @@ class Claim:
     answers_on_record: bool = False
     #: The run was asked with force: it pays, never reusing another photo's answer.
     forced: bool = False
+    #: Another photo of the project with the same bytes is DONE (a possible reuse).
+    identical_done: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,16 @@ def _take(photo_id: str, condition: Q, *, now: Any) -> Claim | None:
             .annotate(
                 answers_on_record=Exists(
                     ProviderAnswer.objects.filter(photo=OuterRef("pk"), run=OuterRef("run"))
-                )
+                ),
+                # Another photo of the project with the same bytes is DONE: its answer may be
+                # reused (photos/services/analysis.py checks model, prompt and room type).
+                identical_done=Exists(
+                    Photo.objects.filter(
+                        project_id=OuterRef("project_id"),
+                        sha256=OuterRef("sha256"),
+                        status=Photo.Status.DONE,
+                    ).exclude(pk=OuterRef("pk"))
+                ),
             )
             .get(pk=photo_id, lease_token=token)
         )
@@ -260,6 +271,7 @@ def _take(photo_id: str, condition: Q, *, now: Any) -> Claim | None:
         token=token,
         answers_on_record=photo.answers_on_record,
         forced=photo.queued_force,
+        identical_done=photo.identical_done and bool(photo.sha256),
     )
 
 

@@ -127,15 +127,15 @@ def test_photo_analyze_with_the_fake_provider(
     volume_catalogue().keys()  # the catalogue is read once a minute per process: warm it
 
     # The claim (the conditional UPDATE, then one SELECT of the photo, its project, and whether
-    # answers of this run are on record: none, so no read of them), the look for an identical
-    # image already DONE in the project (none: it would be reused), the stage moves to
+    # answers of this run are on record and whether an identical image is DONE in the project:
+    # none, so no read of either), the stage moves to
     # analysing and, once answered, to saving (one UPDATE each), for the one provider call
     # the answer's INSERT and the AiMetric INSERT, then SAVEPOINT, the DONE UPDATE, the owner's
     # webhook endpoints (none: no outbox row, no read of the photo), RELEASE, and after the
     # commit the project's inventory request (one UPDATE). The catalogue's volumes come from its
     # per-minute copy.
     with (
-        django_assert_num_queries(12),
+        django_assert_num_queries(11),
         django_capture_on_commit_callbacks(execute=True),
     ):
         outcome = photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())

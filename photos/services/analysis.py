@@ -85,7 +85,7 @@ def photo_analyze(
 
 def _analyze_claimed(claim: Claim, *, engine: AiEngine) -> Outcome:
     photo = claim.photo
-    donor = None if claim.forced else _identical_done(photo, engine)
+    donor = _identical_done(photo, engine) if claim.identical_done and not claim.forced else None
     if donor is not None:
         return _store_reused(claim, donor)
     try:
@@ -117,8 +117,6 @@ def _identical_done(photo: Photo, engine: AiEngine) -> Photo | None:
     """A DONE photo of the same project with the same stored bytes, analysed by the model we
     would ask, with this prompt version and for the same room type (the client's, or none):
     its answer is this photo's too (a phone app that retried an upload sent the bytes twice)."""
-    if not photo.sha256:
-        return None
     provider = engine.providers[0]
     same = Photo.objects.filter(
         project_id=photo.project_id,
