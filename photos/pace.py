@@ -32,9 +32,9 @@ _cached: tuple[float, Pace] | None = None
 
 
 def poll_after_s(photo: Photo) -> int | None:
-    """Seconds until a poll of `photo` is worth it; None once it is finished."""
-    if photo.status in (Photo.Status.DONE, Photo.Status.ERROR) and photo.queued_at is None:
-        return None
+    """Seconds until a poll of `photo` is worth it; None when waiting changes nothing."""
+    if photo.status != Photo.Status.PROCESSING and photo.queued_at is None:
+        return None  # finished, or uploaded and never enqueued: nothing will happen by waiting
     pace = _pace()
     if photo.status == Photo.Status.PROCESSING:
         wait = pace.call_s

@@ -106,7 +106,7 @@ def test_an_error_is_finished_too(client: APIClient, owner: Any) -> None:
 def test_a_poll_with_the_etag_it_got_is_304_with_no_body_until_the_photo_changes(
     client: APIClient, owner: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    photo = make_photo(project=make_project(owner=owner))
+    photo = make_photo(project=make_project(owner=owner), enqueue=True)
     first = _poll(client, photo)
     etag = first["ETag"]
     assert first.status_code == 200 and etag.startswith('"') and etag.endswith('"')
@@ -118,12 +118,20 @@ def test_a_poll_with_the_etag_it_got_is_304_with_no_body_until_the_photo_changes
     assert _poll(client, photo, If_None_Match='"stale"').status_code == 200
 
     with django_capture_on_commit_callbacks(execute=True):
-        photo_enqueue(photo=photo)
         photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())
     changed = _poll(client, photo, If_None_Match=etag)
     assert changed.status_code == 200 and changed["ETag"] != etag
     assert changed.json()["photo"]["status"] == "DONE"
     assert "Retry-After" not in changed  # finished: nothing to wait for
+
+
+def test_a_photo_never_enqueued_has_no_retry_after(client: APIClient, owner: Any) -> None:
+    photo = make_photo(project=make_project(owner=owner))  # uploaded without enqueue
+
+    response = _poll(client, photo)
+
+    assert response.json()["photo"]["status"] == "PENDING"
+    assert "Retry-After" not in response
 
 
 def test_another_users_photo_is_404_whatever_the_etag(client: APIClient) -> None:
@@ -150,7 +158,7 @@ def test_retry_after_of_a_waiting_photo_counts_the_queue_ahead_and_is_capped(
 ) -> None:
     """No analysis finished in the last minute and a queue ahead: the cap (30 s), never more."""
     project = make_project(owner=owner)
-    photos = [make_photo(project=project) for _ in range(3)]
+    photos = [make_photo(project=project, enqueue=True) for _ in range(3)]
     for photo in photos:  # three messages wait in Redis
         analyze_photo.send(str(photo.pk))
 
