@@ -37,5 +37,5 @@ class QueuesView(APIView):
         responses={200: QueuesResponseSerializer, 401: ErrorSerializer, 403: ErrorSerializer}
     )
     def get(self, request: Request) -> Response:
-        """Staff only: per-queue figures from Redis and the database (see README, "Queues")."""
+        """Staff only: per-queue figures from Redis and the database (docs/operations.md)."""
         return Response({"queues": queue_stats()})

@@ -25,7 +25,7 @@ class QueueStats(TypedDict):
 
 
 def queue_stats() -> list[QueueStats]:
-    """Figures for the queues; their meaning is documented in README ("Queues")."""
+    """Figures for the queues; their meaning is documented in docs/operations.md ("Queues")."""
     client = broker_redis()
     broker = queue_counts(client, (PHOTO_QUEUE, INVENTORY_QUEUE, WEBHOOK_QUEUE))
     by_status = dict(
