@@ -14,6 +14,7 @@ from django.db.models import Case, Count, F, Max, Q, StringAgg, TextField, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from inventory.corrections import inventory_corrected_lines
 from inventory.lines import UuidText, inventory_lines
 from inventory.models import InventorySnapshot
 from inventory.signals import inventory_updated
@@ -64,14 +65,18 @@ def inventory_sync(*, project_id: uuid.UUID | str) -> InventorySnapshot | None:
 
     A room is the photos of one label (`Photo.room_key`); a photo without a label is a room of
     its own. Its room type is the one most of its photos have; its figures are the sums of its
-    item lines (`inventory.lines`), where an item seen in several photos of the room counts once.
+    item lines (`inventory.lines`), where an item seen in several photos of the room counts once,
+    with the staff's corrections applied (`inventory.corrections`).
     """
     if not Project.objects.filter(pk=project_id).update(inventory_sync_requested_at=None):
         return None
-    lines = inventory_lines(project_id=project_id)
+    corrected = inventory_corrected_lines(
+        project_id=project_id, lines=inventory_lines(project_id=project_id)
+    )
+    found = _rooms(project_id)
     rooms = []
-    for group, label, room_type, photos in _rooms(project_id):
-        items = lines.get(group, [])
+    for group, label, room_type, photos in [*found, *corrected.extra_rooms(r[0] for r in found)]:
+        items = corrected.rooms.get(group, [])
         volume = sum((Decimal(str(line["volume_m3"])) for line in items), Decimal("0"))
         rooms.append(
             {

@@ -1,0 +1,353 @@
+"""Staff corrections of the inventory's item lines, and the rules by which a sync applies them.
+
+A correction is a row of its own (`InventoryCorrection`); the model's answer is never edited.
+Each sync takes the lines `inventory.lines` merged from the DONE photos and applies the project's
+corrections to them, oldest first, each to the lines as the ones before it left them:
+
+- a line is found within its room by its key: its catalogue key, or the normalised name of an
+  item the catalogue lacks (`line_identity`); a room by its group (the photos' `room_key`, or the
+  photo's id for an unlabelled photo);
+- **set_quantity** sets the line's quantity (its volume follows: unit volume × quantity);
+  several on one line: the latest wins;
+- **change_key** makes the line that catalogue entry's (name, category, unit volume, fragile,
+  dismantle from the catalogue; the quantity and photos stay); if the room already has a line
+  of that key, the two become one, their quantities merged as the photos' are
+  (`INVENTORY_MERGE`: the larger, or the sum);
+- **remove** drops the line;
+- these three apply only while their line exists: a re-analysis that no longer finds it (or a
+  photo gone from the room) leaves the correction stored but *not applied*, shown as such in the
+  admin (`InventoryCorrection.applies`, written by the sync when it changes);
+- **add** always applies: a catalogue line with no photos; if the room has a line of that key by
+  then (the model now sees it), the two merge as above, so an item is not counted twice; if the
+  room itself is gone, it is listed as it was when the correction was made, with no photos.
+
+Every line says whether a correction touched it (`corrected`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from inventory.lines import CENT, MILLI, inventory_lines
+from inventory.models import InventoryCorrection, VolumeCatalogueEntry
+from photos.models import Photo, Project
+from photos.rooms import room_label_key
+
+Action = InventoryCorrection.Action
+Lines = dict[str, list[dict[str, Any]]]
+#: The actions that need a line of the room to apply to.
+ON_A_LINE = (Action.SET_QUANTITY, Action.CHANGE_KEY, Action.REMOVE)
+
+
+class CorrectionError(ValueError):
+    """A correction that cannot be made; the message says why, for a form (`field` names the
+    bad input, or is None)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def line_identity(line: Mapping[str, Any]) -> str:
+    """How a correction names a line within its room: the catalogue key, or, for an item the
+    catalogue lacks (whose key is the model's, shared by all such items), its normalised name."""
+    if line.get("source") == "catalogue" or not line.get("name"):
+        return str(line.get("key") or "")
+    return room_label_key(str(line["name"]))
+
+
+@dataclass
+class Applied:
+    """Each room's lines once the corrections applied, and which of them did."""
+
+    rooms: Lines
+    applies: list[bool]  # one per correction, in their order
+    #: Rooms an added line keeps although no DONE photo is in them any more: group → (label, type)
+    kept_rooms: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def extra_rooms(self, known: Iterable[str]) -> list[tuple[str, str | None, str, list[str]]]:
+        """(group, label, room type, photos) of the rooms only corrections keep, after `known`."""
+        seen = set(known)
+        return [
+            (group, label or None, room_type or "other", [])
+            for group, (label, room_type) in self.kept_rooms.items()
+            if group not in seen and self.rooms.get(group)
+        ]
+
+
+def corrections_apply(
+    *,
+    lines: Mapping[str, Sequence[dict[str, Any]]],
+    corrections: Sequence[InventoryCorrection],
+    catalogue: Mapping[str, VolumeCatalogueEntry],
+    merge: str = "max",
+) -> Applied:
+    """The rules of the module docstring, on copies of `lines` (no query)."""
+    rooms: Lines = {
+        group: [{**line, "corrected": False} for line in room] for group, room in lines.items()
+    }
+    applies = []
+    kept: dict[str, tuple[str, str]] = {}
+    for correction in corrections:
+        room = rooms.get(correction.room_group)
+        line = _find(room, correction.line_key) if room else None
+        entry = catalogue.get(correction.new_key) if correction.new_key else None
+        ok = True
+        if correction.action == Action.ADD:
+            if entry is None:  # its catalogue entry was deleted since
+                ok = False
+            else:
+                room = rooms.setdefault(correction.room_group, [])
+                kept.setdefault(
+                    correction.room_group, (correction.room_label, correction.room_type)
+                )
+                added = _from_catalogue({"photos": [], "fragile": False, "dismantle": False}, entry)
+                _set_quantity(added, correction.quantity or 0)
+                _merge_into(room, added, merge)
+        elif room is None or line is None:
+            ok = False
+        elif correction.action == Action.SET_QUANTITY:
+            _set_quantity(line, correction.quantity or 0)
+            line["corrected"] = True
+        elif correction.action == Action.REMOVE:
+            room.remove(line)
+        elif correction.action == Action.CHANGE_KEY:
+            if entry is None:
+                ok = False
+            else:
+                room.remove(line)
+                _merge_into(room, _from_catalogue(line, entry), merge)
+        applies.append(ok)
+    for room in rooms.values():
+        # The order of inventory.lines: the largest volumes first.
+        room.sort(key=lambda line: (-line["volume_m3"], line["name"] or "", line["key"] or ""))
+    return Applied(rooms=rooms, applies=applies, kept_rooms=kept)
+
+
+def _find(room: list[dict[str, Any]], identity: str) -> dict[str, Any] | None:
+    return next((line for line in room if line_identity(line) == identity), None)
+
+
+def _set_quantity(line: dict[str, Any], quantity: int) -> None:
+    line["quantity"] = quantity
+    unit = Decimal(str(line["unitVolume_m3"]))
+    line["volume_m3"] = float((unit * quantity).quantize(CENT, ROUND_HALF_UP))
+
+
+def _from_catalogue(line: Mapping[str, Any], entry: VolumeCatalogueEntry) -> dict[str, Any]:
+    """The line as that catalogue entry's; its quantity and photos stay."""
+    changed = {
+        **line,
+        "key": entry.key,
+        "name": entry.label_en,
+        "category": entry.category,
+        "unitVolume_m3": float(Decimal(entry.volume_m3).quantize(MILLI, ROUND_HALF_UP)),
+        "fragile": entry.fragile,
+        "dismantle": entry.dismantle,
+        "source": "catalogue",
+        "corrected": True,
+    }
+    _set_quantity(changed, int(line.get("quantity") or 0))
+    return changed
+
+
+def _merge_into(room: list[dict[str, Any]], line: dict[str, Any], merge: str) -> None:
+    """Add `line` to the room, or merge it into the room's line of the same key."""
+    same = _find(room, line_identity(line))
+    if same is None:
+        room.append(line)
+        return
+    a, b = int(same["quantity"]), int(line["quantity"])
+    _set_quantity(same, a + b if merge == "sum" else max(a, b))
+    same["photos"] = sorted({*same["photos"], *line["photos"]})
+    same["fragile"] = bool(same["fragile"] or line["fragile"])
+    same["dismantle"] = bool(same["dismantle"] or line["dismantle"])
+    same["corrected"] = True
+
+
+def _catalogue_for(corrections: Sequence[InventoryCorrection]) -> dict[str, VolumeCatalogueEntry]:
+    keys = {c.new_key for c in corrections if c.new_key}
+    if not keys:
+        return {}
+    return {entry.key: entry for entry in VolumeCatalogueEntry.objects.filter(key__in=keys)}
+
+
+def corrections_of(project_id: uuid.UUID | str) -> list[InventoryCorrection]:
+    """The project's corrections, in the order they apply."""
+    return list(
+        InventoryCorrection.objects.filter(project_id=project_id).order_by("created_at", "id")
+    )
+
+
+def inventory_corrected_lines(
+    *, project_id: uuid.UUID | str, lines: Mapping[str, Sequence[dict[str, Any]]]
+) -> Applied:
+    """The sync's step: the project's corrections applied to `lines` (one query, a second for
+    the catalogue entries they name), each correction's `applies` updated where it changed."""
+    corrections = corrections_of(project_id)
+    applied = corrections_apply(
+        lines=lines,
+        corrections=corrections,
+        catalogue=_catalogue_for(corrections),
+        merge=settings.INVENTORY_MERGE,
+    )
+    for value in (True, False):
+        stale = [
+            c.pk
+            for c, ok in zip(corrections, applied.applies, strict=True)
+            if ok is value and c.applies is not value
+        ]
+        if stale:
+            InventoryCorrection.objects.filter(pk__in=stale).update(applies=value)
+    return applied
+
+
+# --- making a correction ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoomPhotos:
+    """A room's DONE photos at the moment of a correction."""
+
+    label: str
+    room_type: str
+    provenance: dict[str, tuple[str, str, str]]  # photo id → (provider, model, prompt version)
+
+
+def _room_photos(project_id: uuid.UUID, group: str) -> RoomPhotos | None:
+    photos = Photo.objects.filter(project_id=project_id, status=Photo.Status.DONE)
+    try:
+        as_id = uuid.UUID(group)
+    except ValueError:
+        as_id = None
+    if as_id is not None and str(as_id) == group:
+        photos = photos.filter(pk=as_id, room_key="")
+    else:
+        photos = photos.filter(room_key=group)
+    rows = list(
+        photos.values_list(
+            "pk", "room_label", "room_type", "analysis__provider", "analysis__model",
+            "analysis__promptVersion",
+        )
+    )  # fmt: skip
+    if not rows:
+        return None
+    types = Counter(row[2] or "other" for row in rows)
+    return RoomPhotos(
+        label=max(row[1] for row in rows),
+        room_type=min(types.items(), key=lambda kv: (-kv[1], kv[0]))[0],
+        provenance={
+            str(row[0]): (str(row[3] or ""), str(row[4] or ""), str(row[5] or "")) for row in rows
+        },
+    )
+
+
+def _provenance(room: RoomPhotos, photo_ids: Iterable[str]) -> tuple[str, str, str]:
+    """The analysis most of these photos come from (ties: the first in order)."""
+    counts = Counter(room.provenance[p] for p in photo_ids if p in room.provenance)
+    if not counts:
+        return ("", "", "")
+    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
+def _volume(lines: Iterable[Mapping[str, Any]]) -> Decimal:
+    return sum((Decimal(str(line["volume_m3"])) for line in lines), Decimal("0"))
+
+
+def correction_create(
+    *,
+    project: Project,
+    room_group: str,
+    action: str,
+    line_key: str = "",
+    quantity: int | None = None,
+    new_key: str = "",
+    photo: Photo | None = None,
+    user: Any = None,
+) -> InventoryCorrection:
+    """Record one staff correction, checked against the inventory as it is now (the photos'
+    lines with the earlier corrections), then ask for a sync. Raises CorrectionError, changing
+    nothing, for a room or line that does not exist, a negative quantity, an unknown key."""
+    from inventory.services import inventory_request_sync
+
+    if action not in Action.values:
+        raise CorrectionError(_("Unknown correction."), field="action")
+    room_photos = _room_photos(project.pk, room_group)
+    corrections = corrections_of(project.pk)
+    ai = inventory_lines(project_id=project.pk)
+    if room_photos is None and not any(c.room_group == room_group for c in corrections):
+        raise CorrectionError(_("This project has no such room."), field="room")
+    correction = InventoryCorrection(
+        project=project,
+        room_group=room_group,
+        room_label=room_photos.label if room_photos else "",
+        room_type=room_photos.room_type if room_photos else "",
+        photo=photo,
+        action=action,
+        created_by=user if getattr(user, "pk", None) else None,
+    )
+    if action in (Action.SET_QUANTITY, Action.ADD):
+        if quantity is None or isinstance(quantity, bool) or quantity < 0:
+            raise CorrectionError(_("Give a quantity of 0 or more."), field="quantity")
+        if action == Action.ADD and quantity < 1:
+            raise CorrectionError(
+                _("An added line has a quantity of at least 1."), field="quantity"
+            )
+        correction.quantity = quantity
+    if action in (Action.CHANGE_KEY, Action.ADD):
+        entry = VolumeCatalogueEntry.objects.filter(key=new_key).first() if new_key else None
+        if entry is None:
+            raise CorrectionError(
+                _("Give a key of the volume catalogue (add the item to the catalogue first)."),
+                field="key",
+            )
+        correction.new_key = entry.key
+    catalogue = _catalogue_for([*corrections, correction])
+    merge = settings.INVENTORY_MERGE
+    now = corrections_apply(lines=ai, corrections=corrections, catalogue=catalogue, merge=merge)
+    room = now.rooms.get(room_group, [])
+    if action == Action.ADD:
+        correction.line_key = correction.new_key
+        before = _find(room, correction.new_key)
+        if before is not None:
+            raise CorrectionError(
+                "This room already has this line: change its quantity instead.", field="key"
+            )
+        photo_ids = list(room_photos.provenance) if room_photos else []
+    else:
+        before = _find(room, line_key) if line_key else None
+        if before is None:
+            raise CorrectionError(_("This room has no such line."), field="line")
+        if action == Action.CHANGE_KEY and correction.new_key == before["key"]:
+            raise CorrectionError(_("The line already has this key."), field="key")
+        correction.line_key = line_key
+        # A line staff added (no photo) is not the model's: its corrections say nothing of it.
+        photo_ids = list(before["photos"])
+    correction.before = before
+    if room_photos is not None:
+        correction.provider, correction.model, correction.prompt_version = _provenance(
+            room_photos, photo_ids
+        )
+    ai_room = ai.get(room_group, [])
+    ai_line = _find(ai_room, line_key) if action != Action.ADD else None
+    correction.ai_volume_m3 = _volume([ai_line] if ai_line else [])
+    correction.room_ai_volume_m3 = _volume(ai_room)
+    after = corrections_apply(
+        lines=ai, corrections=[*corrections, correction], catalogue=catalogue, merge=merge
+    ).rooms.get(room_group, [])
+    target = correction.new_key or line_key
+    correction.after = None if action == Action.REMOVE else _find(after, target)
+    correction.room_volume_m3 = _volume(after)
+    with transaction.atomic():
+        correction.save()
+        inventory_request_sync(project_id=project.pk, delay_ms=0)
+    return correction
