@@ -174,7 +174,9 @@ def _merge_into(room: list[dict[str, Any]], line: dict[str, Any], merge: str) ->
     same["corrected"] = True
 
 
-def _catalogue_for(corrections: Sequence[InventoryCorrection]) -> dict[str, VolumeCatalogueEntry]:
+def corrections_catalogue(
+    corrections: Sequence[InventoryCorrection],
+) -> dict[str, VolumeCatalogueEntry]:
     keys = {c.new_key for c in corrections if c.new_key}
     if not keys:
         return {}
@@ -189,15 +191,19 @@ def corrections_of(project_id: uuid.UUID | str) -> list[InventoryCorrection]:
 
 
 def inventory_corrected_lines(
-    *, project_id: uuid.UUID | str, lines: Mapping[str, Sequence[dict[str, Any]]]
+    *,
+    project_id: uuid.UUID | str,
+    lines: Mapping[str, Sequence[dict[str, Any]]],
+    record: bool = True,
 ) -> Applied:
     """The sync's step: the project's corrections applied to `lines` (one query, a second for
-    the catalogue entries they name), each correction's `applies` updated where it changed."""
+    the catalogue entries they name); `record`: each correction's `applies` updated where it
+    changed."""
     corrections = corrections_of(project_id)
     applied = corrections_apply(
         lines=lines,
         corrections=corrections,
-        catalogue=_catalogue_for(corrections),
+        catalogue=corrections_catalogue(corrections),
         merge=settings.INVENTORY_MERGE,
     )
     for value in (True, False):
@@ -206,7 +212,7 @@ def inventory_corrected_lines(
             for c, ok in zip(corrections, applied.applies, strict=True)
             if ok is value and c.applies is not value
         ]
-        if stale:
+        if stale and record:
             InventoryCorrection.objects.filter(pk__in=stale).update(applies=value)
     return applied
 
@@ -214,49 +220,17 @@ def inventory_corrected_lines(
 # --- making a correction ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RoomPhotos:
-    """A room's DONE photos at the moment of a correction."""
-
-    label: str
-    room_type: str
-    provenance: dict[str, tuple[str, str, str]]  # photo id → (provider, model, prompt version)
-
-
-def _room_photos(project_id: uuid.UUID, group: str) -> RoomPhotos | None:
-    photos = Photo.objects.filter(project_id=project_id, status=Photo.Status.DONE)
-    try:
-        as_id = uuid.UUID(group)
-    except ValueError:
-        as_id = None
-    if as_id is not None and str(as_id) == group:
-        photos = photos.filter(pk=as_id, room_key="")
-    else:
-        photos = photos.filter(room_key=group)
-    rows = list(
-        photos.values_list(
-            "pk", "room_label", "room_type", "analysis__provider", "analysis__model",
-            "analysis__promptVersion",
-        )
-    )  # fmt: skip
-    if not rows:
-        return None
-    types = Counter(row[2] or "other" for row in rows)
-    return RoomPhotos(
-        label=max(row[1] for row in rows),
-        room_type=min(types.items(), key=lambda kv: (-kv[1], kv[0]))[0],
-        provenance={
-            str(row[0]): (str(row[3] or ""), str(row[4] or ""), str(row[5] or "")) for row in rows
-        },
+def _provenance(photo_ids: Iterable[str]) -> tuple[str, str, str]:
+    """The analysis (provider, model, prompt version) most of these photos have (ties: the
+    first in order); blank for none."""
+    rows = Photo.objects.filter(pk__in=list(photo_ids)).values_list(
+        "analysis__provider", "analysis__model", "analysis__promptVersion"
     )
-
-
-def _provenance(room: RoomPhotos, photo_ids: Iterable[str]) -> tuple[str, str, str]:
-    """The analysis most of these photos come from (ties: the first in order)."""
-    counts = Counter(room.provenance[p] for p in photo_ids if p in room.provenance)
+    counts = Counter(tuple(str(v or "") for v in row) for row in rows)
     if not counts:
         return ("", "", "")
-    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+    provider, model, prompt = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+    return provider, model, prompt
 
 
 def _volume(lines: Iterable[Mapping[str, Any]]) -> Decimal:
@@ -277,20 +251,18 @@ def correction_create(
     """Record one staff correction, checked against the inventory as it is now (the photos'
     lines with the earlier corrections), then ask for a sync. Raises CorrectionError, changing
     nothing, for a room or line that does not exist, a negative quantity, an unknown key."""
-    from inventory.services import inventory_request_sync
+    from inventory.services import inventory_request_sync, inventory_rooms
 
     if action not in Action.values:
         raise CorrectionError(_("Unknown correction."), field="action")
-    room_photos = _room_photos(project.pk, room_group)
-    corrections = corrections_of(project.pk)
-    ai = inventory_lines(project_id=project.pk)
-    if room_photos is None and not any(c.room_group == room_group for c in corrections):
+    room = dict(inventory_rooms(project_id=project.pk, record=False)).get(room_group)
+    if room is None:
         raise CorrectionError(_("This project has no such room."), field="room")
     correction = InventoryCorrection(
         project=project,
         room_group=room_group,
-        room_label=room_photos.label if room_photos else "",
-        room_type=room_photos.room_type if room_photos else "",
+        room_label=room["room"] or "",
+        room_type=room["roomType"],
         photo=photo,
         action=action,
         created_by=user if getattr(user, "pk", None) else None,
@@ -311,32 +283,26 @@ def correction_create(
                 field="key",
             )
         correction.new_key = entry.key
-    catalogue = _catalogue_for([*corrections, correction])
+    corrections = corrections_of(project.pk)
+    catalogue = corrections_catalogue([*corrections, correction])
     merge = settings.INVENTORY_MERGE
-    now = corrections_apply(lines=ai, corrections=corrections, catalogue=catalogue, merge=merge)
-    room = now.rooms.get(room_group, [])
+    ai = inventory_lines(project_id=project.pk)
     if action == Action.ADD:
         correction.line_key = correction.new_key
-        before = _find(room, correction.new_key)
+        before = _find(room["items"], correction.new_key)
         if before is not None:
             raise CorrectionError(
-                "This room already has this line: change its quantity instead.", field="key"
+                _("This room already has this line: change its quantity instead."), field="key"
             )
-        photo_ids = list(room_photos.provenance) if room_photos else []
     else:
-        before = _find(room, line_key) if line_key else None
+        before = _find(room["items"], line_key) if line_key else None
         if before is None:
             raise CorrectionError(_("This room has no such line."), field="line")
         if action == Action.CHANGE_KEY and correction.new_key == before["key"]:
             raise CorrectionError(_("The line already has this key."), field="key")
         correction.line_key = line_key
-        # A line staff added (no photo) is not the model's: its corrections say nothing of it.
-        photo_ids = list(before["photos"])
     correction.before = before
-    if room_photos is not None:
-        correction.provider, correction.model, correction.prompt_version = _provenance(
-            room_photos, photo_ids
-        )
+    correction.provider, correction.model, correction.prompt_version = _provenance(room["photos"])
     ai_room = ai.get(room_group, [])
     ai_line = _find(ai_room, line_key) if action != Action.ADD else None
     correction.ai_volume_m3 = _volume([ai_line] if ai_line else [])
