@@ -327,3 +327,11 @@ def test_an_unlabelled_photos_room_is_corrected_by_the_photos_id(
         correction_create(
             project=project, room_group=str(other.pk), action="remove", line_key="chair"
         )
+
+
+def test_the_schema_describes_the_corrected_flag(api: APIClient) -> None:
+    schema = api.get("/api/schema/?format=json").json()
+
+    corrected = schema["components"]["schemas"]["ItemLine"]["properties"]["corrected"]
+
+    assert corrected["type"] == "boolean" and "staff correction" in corrected["description"]
