@@ -18,8 +18,9 @@ corrections to them, oldest first, each to the lines as the ones before it left 
   photo gone from the room) leaves the correction stored but *not applied*, shown as such in the
   admin (`InventoryCorrection.applies`, written by the sync when it changes);
 - **add** always applies: a catalogue line with no photos; if the room has a line of that key by
-  then (the model now sees it), the two merge as above, so an item is not counted twice; if the
-  room itself is gone, it is listed as it was when the correction was made, with no photos.
+  then (the model now sees it), the room's line takes the larger quantity of the two, so an item
+  is not counted twice; if the room itself is gone, it is listed as it was when the correction
+  was made, with no photos.
 
 Every line says whether a correction touched it (`corrected`).
 """
@@ -44,8 +45,6 @@ from photos.rooms import room_label_key
 
 Action = InventoryCorrection.Action
 Lines = dict[str, list[dict[str, Any]]]
-#: The actions that need a line of the room to apply to.
-ON_A_LINE = (Action.SET_QUANTITY, Action.CHANGE_KEY, Action.REMOVE)
 
 
 class CorrectionError(ValueError):
@@ -112,7 +111,8 @@ def corrections_apply(
                 )
                 added = _from_catalogue({"photos": [], "fragile": False, "dismantle": False}, entry)
                 _set_quantity(added, correction.quantity or 0)
-                _merge_into(room, added, merge)
+                # Staff and the model saw the same item: the larger count, whatever the merge.
+                _merge_into(room, added, "max")
         elif room is None or line is None:
             ok = False
         elif correction.action == Action.SET_QUANTITY:

@@ -335,3 +335,24 @@ def test_the_schema_describes_the_corrected_flag(api: APIClient) -> None:
     corrected = schema["components"]["schemas"]["ItemLine"]["properties"]["corrected"]
 
     assert corrected["type"] == "boolean" and "staff correction" in corrected["description"]
+
+
+def test_with_merge_sum_a_key_change_adds_up_and_an_added_line_seen_later_does_not(
+    settings: Any, api: APIClient, project: Project, salon: Photo
+) -> None:
+    settings.INVENTORY_MERGE = "sum"
+    correction_create(
+        project=project, room_group="salon", action="change_key", line_key="sofa_3_seat",
+        new_key="chair",
+    )  # fmt: skip
+    correction_create(project=project, room_group="salon", action="add", new_key="desk", quantity=1)
+    # The photo shows the desk too now: one desk, not two.
+    Photo.objects.filter(pk=salon.pk).update(
+        analysis={
+            "items": [_item("sofa_3_seat", 1, 2.0), _item("chair", 2, 0.6), _item("desk", 1, 1.0)]
+        }
+    )
+
+    lines = _by_key(_inventory(api, project)["rooms"][0])
+
+    assert (lines["chair"]["quantity"], lines["desk"]["quantity"]) == (3, 1)
