@@ -90,10 +90,18 @@ def corrections_apply(
     catalogue: Mapping[str, VolumeCatalogueEntry],
     merge: str = "max",
 ) -> Applied:
-    """The rules of the module docstring, on copies of `lines` (no query)."""
-    rooms: Lines = {
-        group: [{**line, "corrected": False} for line in room] for group, room in lines.items()
-    }
+    """The rules of the module docstring (no query). The rooms corrections touch are copies;
+    the others keep the input's line dicts, only marked `corrected: false` (a sync's thousands
+    of untouched lines are not copied and sorted again)."""
+    touched = {correction.room_group for correction in corrections}
+    rooms: Lines = {}
+    for group, given in lines.items():
+        if group in touched:
+            rooms[group] = [{**item, "corrected": False} for item in given]
+        else:
+            for item in given:
+                item["corrected"] = False
+            rooms[group] = list(given)
     applies = []
     kept: dict[str, tuple[str, str]] = {}
     for correction in corrections:
@@ -127,9 +135,11 @@ def corrections_apply(
                 room.remove(line)
                 _merge_into(room, _from_catalogue(line, entry), merge)
         applies.append(ok)
-    for room in rooms.values():
+    for group in touched & rooms.keys():
         # The order of inventory.lines: the largest volumes first.
-        room.sort(key=lambda line: (-line["volume_m3"], line["name"] or "", line["key"] or ""))
+        rooms[group].sort(
+            key=lambda line: (-line["volume_m3"], line["name"] or "", line["key"] or "")
+        )
     return Applied(rooms=rooms, applies=applies, kept_rooms=kept)
 
 
