@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from inventory.models import InventoryCorrection
@@ -204,3 +205,19 @@ def test_the_correction_list_filters_by_project_and_deleting_one_undoes_it(
     assert snapshot is not None
     chair = next(line for line in snapshot.rooms[0]["items"] if line["key"] == "chair")
     assert (chair["quantity"], chair["corrected"]) == (2, False)
+
+
+def test_the_pages_speak_french_to_french_staff(
+    settings: Any, staff_client: Client, project: Project, salon: Photo
+) -> None:
+    settings.LANGUAGE_CODE = "fr"
+
+    try:
+        inventory = _text(staff_client.get(_url(project)))
+        report = _text(staff_client.get("/admin/inventory/inventorycorrection/accuracy/"))
+    finally:
+        translation.deactivate()  # LocaleMiddleware activated French in this thread
+
+    assert "Salon · Salon · 1 photo" in inventory and "Fixer la quantité" in inventory
+    assert "Ajouter une ligne que le modèle a manquée" in inventory
+    assert "Précision du modèle (corrections de l’équipe)" in report
