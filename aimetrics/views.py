@@ -19,6 +19,7 @@ from aimetrics.charts import Point, bar_chart, column_chart, line_chart
 from aimetrics.dashboard import Dashboard, dashboard_build
 from aimetrics.forms import DEFAULT_WINDOW, DashboardWindowForm
 from aimetrics.models import AiMetric
+from aimetrics.panels import dashboard_panels
 
 
 def ai_dashboard(request: HttpRequest) -> HttpResponse:
@@ -34,6 +35,7 @@ def ai_dashboard(request: HttpRequest) -> HttpResponse:
         window = form.cleaned_data["range"]
         dashboard = dashboard_build(since=window.since, until=window.until)
         context |= _page(dashboard)
+        context["panels"] = [panel(request, window) for panel in dashboard_panels()]
     return render(request, "admin/aimetrics/dashboard.html", context)
 
 

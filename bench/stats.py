@@ -1,19 +1,12 @@
-"""Small statistics helpers shared by the bench and its load generator (standard library only)."""
+"""Small statistics helpers shared by the bench and its load generator (standard library only;
+`percentile` is infra's, which the accuracy report shares)."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
-
-def percentile(ordered: Sequence[float], fraction: float) -> float | None:
-    """Linear interpolation between closest ranks (PostgreSQL's percentile_cont), sorted input."""
-    if not ordered:
-        return None
-    position = fraction * (len(ordered) - 1)
-    lower, upper = math.floor(position), math.ceil(position)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
+from infra.stats import percentile
 
 
 def summary(values: Iterable[float], *, scale: float = 1.0, digits: int = 3) -> dict[str, Any]:

@@ -24,7 +24,7 @@ class ItemLineSerializer(serializers.Serializer[Any]):
     category = serializers.CharField(allow_null=True)
     quantity = serializers.IntegerField(
         help_text="The largest quantity seen in any one photo of the room (INVENTORY_MERGE=sum: "
-        "the sum over its photos)."
+        "the sum over its photos), or the one staff set (`corrected`)."
     )
     unitVolume_m3 = serializers.FloatField(help_text="The volume of one item.")
     volume_m3 = serializers.FloatField(help_text="unitVolume_m3 × quantity, to the cent.")
@@ -38,6 +38,12 @@ class ItemLineSerializer(serializers.Serializer[Any]):
         choices=["catalogue", "model"],
         help_text="Where the unit volume comes from: the volume catalogue, or the model's "
         "estimate for an item the catalogue lacks.",
+    )
+    # Snapshots written before corrections have no flag: none of their lines was corrected.
+    corrected = serializers.BooleanField(
+        default=False,
+        help_text="A staff correction changed this line (its quantity or catalogue key) or added "
+        "it (then `photos` is empty): the line is what the mover quotes, not the model's answer.",
     )
 
 

@@ -3,11 +3,14 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from photos.models import Project
+from photos.models import Photo, Project
+from photos.rooms import ROOM_LABEL_MAX
 
 
 class InventorySnapshot(models.Model):
@@ -59,3 +62,82 @@ class VolumeCatalogueEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label_en} ({self.volume_m3} m³)"
+
+
+class InventoryCorrection(models.Model):
+    """A staff correction of one item line of a project's inventory, kept as data of its own.
+
+    The model's answer (`Photo.analysis`) is never edited: each sync applies the project's
+    corrections, oldest first, to the lines it merged from the photos (`inventory.corrections`,
+    whose docstring has the rules). `before` and `after` are the line as the inventory showed it
+    when the correction was made and as it became; the provenance (provider, model, prompt
+    version of the room's analyses) and the volumes are captured then too, so the accuracy
+    report (`inventory.accuracy`) reads stable ground truth.
+    """
+
+    class Action(models.TextChoices):
+        SET_QUANTITY = "set_quantity", _("quantity changed")
+        CHANGE_KEY = "change_key", _("catalogue key changed")
+        REMOVE = "remove", _("line removed")
+        ADD = "add", _("line added")
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="inventory_corrections"
+    )
+    #: The room, as the sync groups photos: their `Photo.room_key`, or an unlabelled photo's id.
+    room_group = models.CharField(_("room key"), max_length=255)
+    room_label = models.CharField(_("room"), max_length=ROOM_LABEL_MAX, blank=True)
+    room_type = models.CharField(_("room type"), max_length=32, blank=True)
+    #: The photo whose page the correction was made from, if any.
+    photo = models.ForeignKey(
+        Photo, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(_("action"), max_length=16, choices=Action.choices)
+    #: The line corrected (its catalogue key, or the normalised name of an item the catalogue
+    #: lacks); for an added line, its catalogue key.
+    line_key = models.CharField(_("line"), max_length=255)
+    quantity = models.PositiveIntegerField(_("quantity"), null=True, blank=True)
+    new_key = models.CharField(_("new catalogue key"), max_length=64, blank=True)
+    before = models.JSONField(_("before"), null=True, blank=True)
+    after = models.JSONField(_("after"), null=True, blank=True)
+    provider = models.CharField(_("provider"), max_length=40, blank=True)
+    model = models.CharField(_("model"), max_length=120, blank=True)
+    prompt_version = models.CharField(_("prompt version"), max_length=40, blank=True)
+    #: The model's volume of the line (0: a line it missed), of the room by the model alone,
+    #: and of the room once this and every earlier correction applied.
+    ai_volume_m3 = models.DecimalField(
+        _("AI volume (m³)"), max_digits=12, decimal_places=2, default=Decimal("0")
+    )
+    room_ai_volume_m3 = models.DecimalField(
+        _("room's AI volume (m³)"), max_digits=12, decimal_places=2, default=Decimal("0")
+    )
+    room_volume_m3 = models.DecimalField(
+        _("room's corrected volume (m³)"), max_digits=12, decimal_places=2, default=Decimal("0")
+    )
+    #: Whether the latest sync applied it (a re-analysis may have removed its line).
+    applies = models.BooleanField(_("applies"), default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("inventory correction")
+        verbose_name_plural = _("inventory corrections")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "created_at"], name="correction_project_created"),
+            models.Index(fields=["created_at"], name="correction_created"),
+        ]
+
+    def __str__(self) -> str:
+        return gettext("%(action)s: %(line)s") % {
+            "action": self.get_action_display(),
+            "line": self.line_key,
+        }

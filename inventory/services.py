@@ -8,12 +8,14 @@ from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Case, Count, F, Max, Q, StringAgg, TextField, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from inventory.corrections import inventory_corrected_lines
 from inventory.lines import UuidText, inventory_lines
 from inventory.models import InventorySnapshot
 from inventory.signals import inventory_updated
@@ -64,25 +66,12 @@ def inventory_sync(*, project_id: uuid.UUID | str) -> InventorySnapshot | None:
 
     A room is the photos of one label (`Photo.room_key`); a photo without a label is a room of
     its own. Its room type is the one most of its photos have; its figures are the sums of its
-    item lines (`inventory.lines`), where an item seen in several photos of the room counts once.
+    item lines (`inventory.lines`), where an item seen in several photos of the room counts once,
+    with the staff's corrections applied (`inventory.corrections`).
     """
     if not Project.objects.filter(pk=project_id).update(inventory_sync_requested_at=None):
         return None
-    lines = inventory_lines(project_id=project_id)
-    rooms = []
-    for group, label, room_type, photos in _rooms(project_id):
-        items = lines.get(group, [])
-        volume = sum((Decimal(str(line["volume_m3"])) for line in items), Decimal("0"))
-        rooms.append(
-            {
-                "room": label,
-                "roomType": room_type,
-                "itemsCount": sum(line["quantity"] for line in items),
-                "volume_m3": float(volume),
-                "photos": photos,
-                "items": items,
-            }
-        )
+    rooms = [room for _group, room in inventory_rooms(project_id=project_id)]
     with transaction.atomic():
         snapshot = InventorySnapshot.objects.create(
             project_id=project_id,
@@ -95,6 +84,32 @@ def inventory_sync(*, project_id: uuid.UUID | str) -> InventorySnapshot | None:
         )
         inventory_updated.send(sender=InventorySnapshot, snapshot=snapshot)
     return snapshot
+
+
+def inventory_rooms(
+    *, project_id: uuid.UUID | str, record: bool = True
+) -> list[tuple[str, dict[str, Any]]]:
+    """(group, room) of each room of the inventory as a sync writes it now: the DONE photos'
+    lines with the staff's corrections applied. `record`: store which corrections applied
+    (the sync does; the admin's page only reads)."""
+    corrected = inventory_corrected_lines(
+        project_id=project_id, lines=inventory_lines(project_id=project_id), record=record
+    )
+    found = _rooms(project_id)
+    rooms = []
+    for group, label, room_type, photos in [*found, *corrected.extra_rooms(r[0] for r in found)]:
+        items = corrected.rooms.get(group, [])
+        volume = sum((Decimal(str(line["volume_m3"])) for line in items), Decimal("0"))
+        room = {
+            "room": label,
+            "roomType": room_type,
+            "itemsCount": sum(line["quantity"] for line in items),
+            "volume_m3": float(volume),
+            "photos": photos,
+            "items": items,
+        }
+        rooms.append((group, room))
+    return rooms
 
 
 def _rooms(project_id: uuid.UUID | str) -> list[tuple[str, str | None, str, list[str]]]:

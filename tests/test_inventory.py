@@ -158,6 +158,7 @@ def test_a_done_photo_without_room_type_counts_as_other() -> None:
                     "dismantle": False,
                     "photos": [str(photo.pk)],
                     "source": "catalogue",
+                    "corrected": False,
                 }
             ],
         }

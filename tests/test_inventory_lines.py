@@ -29,6 +29,7 @@ LINE_FIELDS = {
     "dismantle",
     "photos",
     "source",
+    "corrected",
 }
 
 
@@ -98,6 +99,7 @@ def test_three_photos_of_one_labelled_room_showing_one_sofa_give_one_sofa() -> N
         "dismantle": False,
         "photos": ids,
         "source": "catalogue",
+        "corrected": False,
     }
     # The largest quantity seen in any one photo, not the sum.
     assert (lines["chair"]["quantity"], lines["chair"]["volume_m3"]) == (4, 1.2)

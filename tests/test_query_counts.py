@@ -149,10 +149,11 @@ def test_inventory_sync_is_two_group_bys(django_assert_num_queries: Any) -> None
         _done_photo(project)
 
     # Clear the request; the item lines' statement in a transaction of its own (SAVEPOINT here,
-    # its two SET LOCALs, the statement, RELEASE); the rooms' GROUP BY over the DONE photos; then
+    # its two SET LOCALs, the statement, RELEASE); the staff corrections (none); the rooms'
+    # GROUP BY over the DONE photos; then
     # SAVEPOINT, the snapshot's INSERT, the owner's webhook endpoints (none: no outbox row),
     # RELEASE.
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         snapshot = inventory_sync(project_id=project.pk)
 
     assert snapshot is not None and snapshot.photo_count == 3

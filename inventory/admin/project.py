@@ -6,12 +6,13 @@ history, a sync action), and only inventory may import both. The model's app lab
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.contrib import admin
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.text import capfirst
@@ -20,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from infra.admin_tools import CappedCountPaginator, save_changed_fields, search_by_uuid
 from inventory.admin.actions import request_syncs
+from inventory.admin.correcting import project_inventory_view
 from inventory.admin.snapshot import snapshots_url
 from inventory.models import InventorySnapshot
 from photos.admin.photo import STATUS_COLOURS
@@ -59,6 +61,7 @@ class ProjectAdmin(admin.ModelAdmin[Project]):
         "photos_link",
         "latest_inventory",
         "inventory_history",
+        "inventory_corrections",
     ]
     readonly_fields = [
         "project_id",
@@ -67,8 +70,18 @@ class ProjectAdmin(admin.ModelAdmin[Project]):
         "photos_link",
         "latest_inventory",
         "inventory_history",
+        "inventory_corrections",
     ]
     actions = ["sync_inventory"]
+
+    def get_urls(self) -> list[URLPattern]:
+        view = partial(project_inventory_view, model_admin=self)
+        inventory = path(
+            "<path:object_id>/inventory/",
+            self.admin_site.admin_view(view),
+            name="photos_project_inventory",
+        )
+        return [inventory, *super().get_urls()]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
         # Correlated subqueries on the (project, status) and (project, -created_at) indexes,
@@ -176,6 +189,14 @@ class ProjectAdmin(admin.ModelAdmin[Project]):
             '<a href="{}">{}</a>',
             snapshots_url(project.pk),
             gettext("All inventory snapshots of this project"),
+        )
+
+    @admin.display(description=_("corrections"))
+    def inventory_corrections(self, project: Project) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:photos_project_inventory", args=[project.pk]),
+            gettext("Correct the inventory (lines, quantities, missed items)"),
         )
 
     @admin.action(description=_("Sync the inventory"), permissions=["change"])
