@@ -1,9 +1,10 @@
 """The cube sheet: an inventory snapshot as movers print it, each room's item lines, in CSV or PDF.
 
 `cubesheet_build` reads a snapshot into a `CubeSheet` whose every cell is already text in the
-active language (labels, room types, catalogue names, numbers with the language's decimal
-separator, the marks); `cubesheet_csv` and `cubesheet_pdf` only lay those cells out, so the two
-files always say the same thing. `cubesheet_render` is what the API and the admin call.
+active language (room names and types, catalogue names, numbers with the language's decimal
+separator, the marks); `cubesheet_csv` and `cubesheet_pdf` only lay those cells out, with headings
+in the same language, so the two files always say the same thing. `cubesheet_render`, what the API
+and the admin call, holds the language for all three.
 
 - CSV: UTF-8 with a byte-order mark (Excel reads it as UTF-8 only then), written by the csv
   module. A language whose decimal separator is a comma (French) separates fields with `;`, as
@@ -24,7 +25,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -288,9 +288,10 @@ _FONT = "DejaVuSans"
 #: default "{nb}".
 _PAGES = "\ue000" * 4
 #: Item, quantity, unit volume, volume, marks (mm, of A4's 190 between the margins).
-_WIDTHS = (74, 20, 28, 26, 42)
+_WIDTHS = (66, 18, 26, 26, 54)
 _ALIGN = ("LEFT", "RIGHT", "RIGHT", "RIGHT", "LEFT")
 _BOLD = FontFace(emphasis="BOLD")
+_HEADINGS = FontFace(emphasis="BOLD", fill_color=(230, 230, 230))
 
 
 class _SheetPdf(FPDF):
@@ -302,7 +303,9 @@ class _SheetPdf(FPDF):
         self.alias_nb_pages(_PAGES)
         self.add_font(_FONT, "", FONTS / "DejaVuSans.ttf")
         self.add_font(_FONT, "B", FONTS / "DejaVuSans-Bold.ttf")
-        self.glyphs = _glyphs()
+        # What both faces can draw; less control characters and the placeholder.
+        regular, bold = (set(font.cmap) for font in self.fonts.values())  # type: ignore[union-attr]
+        self.glyphs = {code for code in regular & bold if code >= 0x20} - {ord(c) for c in _PAGES}
 
     def safe(self, text: str) -> str:
         """The text with each character the font cannot draw replaced by a visible "�"."""
@@ -314,8 +317,8 @@ class _SheetPdf(FPDF):
         with self.table(
             col_widths=_WIDTHS,
             text_align=_ALIGN,
-            headings_style=_BOLD,
-            line_height=self.font_size * 1.8,
+            headings_style=_HEADINGS,
+            line_height=self.font_size * 1.5,
             padding=(0.6, 1.2),
         ) as table:
             table.row(headings)
@@ -337,17 +340,6 @@ class _SheetPdf(FPDF):
             text=gettext("Page %(page)s of %(pages)s") % {"page": self.page_no(), "pages": _PAGES},
             align="R",
         )
-
-
-@cache
-def _glyphs() -> frozenset[int]:
-    """The characters both of the bundled fonts (regular and bold) can draw, less the
-    placeholder, and less control characters."""
-    pdf = FPDF()
-    pdf.add_font(_FONT, "", FONTS / "DejaVuSans.ttf")
-    pdf.add_font(_FONT, "B", FONTS / "DejaVuSans-Bold.ttf")
-    regular, bold = (set(font.cmap) for font in pdf.fonts.values())  # type: ignore[union-attr]
-    return frozenset(code for code in regular & bold if code >= 0x20 and chr(code) not in _PAGES)
 
 
 # --- cells ------------------------------------------------------------------------------------
