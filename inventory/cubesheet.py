@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from django.conf import settings
 from django.http import HttpResponse
@@ -36,7 +36,6 @@ from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.utils.translation import gettext, gettext_lazy, pgettext
 from fpdf import FPDF
-from fpdf.fonts import FontFace
 
 from inventory.models import InventorySnapshot, VolumeCatalogueEntry
 from photos.rooms import room_type_label
@@ -248,12 +247,12 @@ def cubesheet_pdf(*, sheet: CubeSheet, created_at: Any = None) -> bytes:
     pdf.cell(text=gettext("Date: %(date)s") % {"date": sheet.date}, new_x="LMARGIN", new_y="NEXT")
     for room in sheet.rooms:
         pdf.ln(5)
-        pdf.set_font(_FONT, "B", 12)
+        if pdf.will_page_break(30):  # a room's name, its table's headings and a first line
+            pdf.add_page()
         heading = pdf.safe(room.name)
         if room.name != room.room_type:
             heading = f"{heading} ({room.room_type})"
-        pdf.multi_cell(w=0, text=heading, new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font(_FONT, "", 9)
+        pdf.room_heading(heading)
         rows: list[Sequence[str]] = [
             (
                 pdf.safe(line.name),
@@ -266,9 +265,8 @@ def cubesheet_pdf(*, sheet: CubeSheet, created_at: Any = None) -> bytes:
         ]
         if not rows:
             rows.append((gettext("No item lines."), "", "", "", ""))
-        pdf.items_table(
-            sheet.headings, rows, (gettext("Room total"), room.items, "", room.volume, "")
-        )
+        total = (gettext("Room total"), room.items, "", room.volume, "")
+        pdf.items_table(heading, sheet.headings, rows, total)
     pdf.ln(6)
     pdf.set_font(_FONT, "B", 12)
     pdf.cell(
@@ -289,9 +287,16 @@ _FONT = "DejaVuSans"
 _PAGES = "\ue000" * 4
 #: Item, quantity, unit volume, volume, marks (mm, of A4's 190 between the margins).
 _WIDTHS = (66, 18, 26, 26, 54)
-_ALIGN = ("LEFT", "RIGHT", "RIGHT", "RIGHT", "LEFT")
-_BOLD = FontFace(emphasis="BOLD")
-_HEADINGS = FontFace(emphasis="BOLD", fill_color=(230, 230, 230))
+_ALIGN = ("L", "R", "R", "R", "L")
+_TABLE_PT = 9
+_PAD_Y = 0.8  # mm above and below a cell's text
+
+
+@dataclass(frozen=True)
+class _Row:
+    cells: tuple[list[str], ...]  # each cell's lines
+    bold: bool
+    height: float
 
 
 class _SheetPdf(FPDF):
@@ -301,6 +306,7 @@ class _SheetPdf(FPDF):
         self.set_margins(10, 12, 10)
         self.set_auto_page_break(auto=True, margin=15)
         self.alias_nb_pages(_PAGES)
+        self.set_fill_color(230)  # the tables' headings
         self.add_font(_FONT, "", FONTS / "DejaVuSans.ttf")
         self.add_font(_FONT, "B", FONTS / "DejaVuSans-Bold.ttf")
         # What both faces can draw; less control characters and the placeholder.
@@ -311,20 +317,68 @@ class _SheetPdf(FPDF):
         """The text with each character the font cannot draw replaced by a visible "�"."""
         return "".join(char if ord(char) in self.glyphs else "\ufffd" for char in text)
 
+    def room_heading(self, text: str) -> None:
+        self.set_font(_FONT, "B", 12)
+        self.multi_cell(w=0, text=text, new_x="LMARGIN", new_y="NEXT")
+
     def items_table(
-        self, headings: Sequence[str], rows: Iterable[Sequence[str]], total: Sequence[str]
+        self,
+        room: str,
+        headings: Sequence[str],
+        rows: Iterable[Sequence[str]],
+        total: Sequence[str],
     ) -> None:
-        with self.table(
-            col_widths=_WIDTHS,
-            text_align=_ALIGN,
-            headings_style=_HEADINGS,
-            line_height=self.font_size * 1.5,
-            padding=(0.6, 1.2),
-        ) as table:
-            table.row(headings)
-            for row in rows:
-                table.row(row)
-            table.row([self.safe(cell) for cell in total], style=_BOLD)
+        """A room's table; on each page it runs onto, the room again ("continued") and the
+        headings.
+
+        Drawn cell by cell rather than with fpdf2's `table()`, which puts every cell's text
+        through the line breaker (a sheet of a few thousand lines took a minute): here only a
+        text wider than its column is broken into lines."""
+        body = [(row, False) for row in rows] + [([self.safe(cell) for cell in total], True)]
+        top = self.layout(headings, bold=True)
+        rows_laid_out = (self.layout(row, bold=bold) for row, bold in body)
+        first = next(rows_laid_out)
+        if self.will_page_break(top.height + first.height):
+            self.add_page()
+        self.draw(top, fill=True)
+        for row in (first, *rows_laid_out):
+            if self.will_page_break(row.height):
+                self.add_page()
+                self.room_heading(gettext("%(room)s (continued)") % {"room": room})
+                self.draw(top, fill=True)
+            self.draw(row)
+
+    def layout(self, row: Sequence[str], *, bold: bool) -> _Row:
+        """Each cell's text as the lines it takes in its column, and the row's height."""
+        self.set_font(_FONT, "B" if bold else "", _TABLE_PT)
+        cells = tuple(
+            self.cell_lines(text, width) for text, width in zip(row, _WIDTHS, strict=True)
+        )
+        lines = max(1, *(len(lines) for lines in cells))
+        return _Row(cells, bold, lines * self.leading + 2 * _PAD_Y)
+
+    def cell_lines(self, text: str, width: float) -> list[str]:
+        if self.get_string_width(text) <= width - 2 * self.c_margin:
+            return [text] if text else []
+        lines = self.multi_cell(w=width, h=self.leading, text=text, dry_run=True, output="LINES")
+        return cast(list[str], lines)
+
+    def draw(self, row: _Row, *, fill: bool = False) -> None:
+        self.set_font(_FONT, "B" if row.bold else "", _TABLE_PT)
+        x, y = self.l_margin, self.get_y()
+        for lines, width, align in zip(row.cells, _WIDTHS, _ALIGN, strict=True):
+            self.rect(x, y, width, row.height, style="DF" if fill else "D")
+            top = y + (row.height - len(lines) * self.leading) / 2
+            for number, line in enumerate(lines):
+                self.set_xy(x, top + number * self.leading)
+                self.cell(w=width, h=self.leading, text=line, align=align)
+            x += width
+        self.set_xy(self.l_margin, y + row.height)
+
+    @property
+    def leading(self) -> float:
+        """The height of a line of text in a table (mm)."""
+        return self.font_size * 1.4
 
     def footer(self) -> None:
         self.set_y(-12)

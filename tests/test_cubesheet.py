@@ -224,6 +224,27 @@ def test_a_long_sheet_runs_over_pages_with_the_headings_and_page_numbers(
     assert all(f"Room {number} (Other)" in text for number in range(30))
 
 
+def test_a_room_longer_than_a_page_is_named_again_on_the_next(api: APIClient, owner: Any) -> None:
+    project = make_project(owner=owner, name="Library")
+    books = [_item(f"box_of_books_{i}", 1, 0.1) for i in range(90)]
+    _done(project, books, room="Bibliothèque", room_type="office")
+    snapshot = inventory_sync(project_id=project.pk)
+    assert snapshot is not None
+
+    response = api.get(_url(snapshot, "pdf"), {"lang": "fr"})
+
+    pages = [
+        " ".join(page.extract_text().split())
+        for page in PdfReader(io.BytesIO(response.content)).pages
+    ]
+    assert len(pages) > 1
+    assert "Bibliothèque (Bureau) Article Quantité" in pages[0]
+    for page in pages[1:]:
+        assert page.startswith("Bibliothèque (Bureau) (suite) Article Quantité")
+    listed = re.findall(r"box of books \d+", " ".join(pages))
+    assert sorted(listed) == sorted(line["name"] for line in snapshot.rooms[0]["items"])
+
+
 def test_the_page_count_placeholder_of_the_pdf_library_stays_text_in_a_name(
     api: APIClient, owner: Any
 ) -> None:
