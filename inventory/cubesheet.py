@@ -197,7 +197,7 @@ def cubesheet_csv(*, sheet: CubeSheet) -> bytes:
     delimiter = ";" if get_format("DECIMAL_SEPARATOR") == "," else ","
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerow([gettext("Project"), sheet.project])
+    writer.writerow([gettext("Project"), _inert(sheet.project)])
     writer.writerow([gettext("Date"), sheet.date])
     writer.writerow([])
     item, quantity, unit, volume, _marks = sheet.headings
@@ -208,24 +208,31 @@ def cubesheet_csv(*, sheet: CubeSheet) -> bytes:
     yes = gettext("yes")
     no_marks = [""] * len(mark_names)  # the total rows: every row of the table has every column
     for room in sheet.rooms:
+        name = _inert(room.name)
         for line in room.lines:
             writer.writerow(
                 [
-                    room.name,
+                    name,
                     room.room_type,
-                    line.name,
+                    _inert(line.name),
                     line.quantity,
                     line.unit_volume,
                     line.volume,
                     *(yes if name in line.marks else "" for name in mark_names),
                 ]
             )
-        total = [room.name, room.room_type, gettext("Room total"), room.items, "", room.volume]
+        total = [name, room.room_type, gettext("Room total"), room.items, "", room.volume]
         writer.writerow(total + no_marks)
     writer.writerow(
         [gettext("Total"), "", "", sheet.total_items, "", sheet.total_volume, *no_marks]
     )
     return "\ufeff".encode() + buffer.getvalue().encode()
+
+
+def _inert(text: str) -> str:
+    """Free text as a spreadsheet shows it, never as a formula: a cell that starts like one
+    (`=HYPERLINK(…)` as a room label) gets a leading apostrophe, as OWASP advises for CSV."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def cubesheet_pdf(*, sheet: CubeSheet, created_at: Any = None) -> bytes:

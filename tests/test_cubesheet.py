@@ -361,6 +361,24 @@ def test_the_csv_in_english_uses_commas_and_decimal_points(
     assert {len(row) for row in rows[3:]} == {10}
 
 
+def test_free_text_that_looks_like_a_formula_stays_text_in_the_csv(
+    api: APIClient, owner: Any
+) -> None:
+    project = make_project(owner=owner, name="=1+1")
+    link = '=HYPERLINK("http://example.com","x")'
+    _done(project, [_item("thing", 1, 0.2, name="@SUM(A1)")], room=link, room_type="other")
+    snapshot = inventory_sync(project_id=project.pk)
+    assert snapshot is not None
+
+    rows = _csv_rows(api.get(_url(snapshot, "csv"), {"lang": "en"}).content, ",")
+    pdf = _pdf_text(api.get(_url(snapshot, "pdf"), {"lang": "en"}).content)
+
+    assert rows[0] == ["Project", "'=1+1"]
+    assert [f"'{link}", "Other", "'@SUM(A1)", "1"] == rows[4][:4]
+    assert rows[5][:3] == [f"'{link}", "Other", "Room total"]
+    assert "Project: =1+1" in pdf  # only the CSV needs it
+
+
 # --- staff corrections (built elsewhere: a line dict may carry `corrected`) ----------------------
 
 
