@@ -81,7 +81,10 @@ class SyncResponseSerializer(serializers.Serializer[Any]):
 
 
 def _latest_snapshot(project: Project) -> InventorySnapshot | None:
-    return InventorySnapshot.objects.filter(project=project).order_by("-created_at").first()
+    snapshot = InventorySnapshot.objects.filter(project=project).order_by("-created_at").first()
+    if snapshot is not None:
+        snapshot.project = project  # the sheet names it: no second read
+    return snapshot
 
 
 def _no_inventory() -> Response:

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 from django.utils.formats import date_format
 from pypdf import PdfReader
@@ -377,6 +379,24 @@ def test_free_text_that_looks_like_a_formula_stays_text_in_the_csv(
     assert [f"'{link}", "Other", "'@SUM(A1)", "1"] == rows[4][:4]
     assert rows[5][:3] == [f"'{link}", "Other", "Room total"]
     assert "Project: =1+1" in pdf  # only the CSV needs it
+
+
+@pytest.mark.parametrize("fmt", ["csv", "pdf"])
+def test_a_sheet_costs_the_same_queries_whatever_its_size(
+    fmt: str, api: APIClient, snapshot: InventorySnapshot, owner: Any
+) -> None:
+    small = make_project(owner=owner, name="Small")
+    _done(small, [_item("chair", 1, 0.3)], room="", room_type="kitchen")
+    small_snapshot = inventory_sync(project_id=small.pk)
+    assert small_snapshot is not None
+    counts = []
+    for each in (small_snapshot, snapshot):
+        with CaptureQueriesContext(connection) as queries:
+            assert api.get(_url(each, fmt)).status_code == 200
+        counts.append(len(queries))
+
+    # The token, the project, its latest snapshot, the catalogue's names.
+    assert counts == [4, 4]
 
 
 # --- staff corrections (built elsewhere: a line dict may carry `corrected`) ----------------------
