@@ -1,10 +1,11 @@
-"""API-wide pieces: the error format and pagination."""
+"""API-wide pieces: the error format, pagination, and content negotiation for file downloads."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rest_framework import exceptions
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -34,3 +35,15 @@ class NewestFirstPagination(CursorPagination):
     ordering = ("-created_at", "-id")
     page_size_query_param = "pageSize"
     max_page_size = 200
+
+
+class FirstRendererNegotiation(BaseContentNegotiation):
+    """Always the view's first renderer (JSON), whatever the client's Accept header: for views
+    whose success is a file (an HttpResponse of its own type) and whose errors stay JSON, where
+    DRF's negotiation would answer `Accept: application/pdf` with 406."""
+
+    def select_parser(self, request: Any, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Any, renderers: Any, format_suffix: Any = None) -> Any:
+        return renderers[0], renderers[0].media_type

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from django.conf import settings
+from django.http.response import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from infra.api import FirstRendererNegotiation
+from inventory.cubesheet import Format, cubesheet_render, cubesheet_response
 from inventory.models import InventorySnapshot
 from inventory.services import inventory_request_sync
 from photos.api.views import ERRORS, PROJECT_ID
+from photos.models import Project
 from photos.selectors import project_for_owner
 
 
@@ -80,17 +86,103 @@ class SyncResponseSerializer(serializers.Serializer[Any]):
     jobId = serializers.CharField()
 
 
+def _latest_snapshot(project: Project) -> InventorySnapshot | None:
+    snapshot = InventorySnapshot.objects.filter(project=project).order_by("-created_at").first()
+    if snapshot is not None:
+        snapshot.project = project  # the sheet names it: no second read
+    return snapshot
+
+
+def _no_inventory() -> Response:
+    return Response(
+        {"error": "This project has no inventory yet."}, status=status.HTTP_404_NOT_FOUND
+    )
+
+
 class InventoryView(APIView):
     @extend_schema(parameters=[PROJECT_ID], responses={200: InventorySerializer, **ERRORS})
     def get(self, request: Request, project_id: str) -> Response:
         """The project's latest inventory snapshot; 404 before the first sync."""
         project = project_for_owner(owner=request.user, project_id=project_id)
-        snapshot = InventorySnapshot.objects.filter(project=project).order_by("-created_at").first()
+        snapshot = _latest_snapshot(project)
         if snapshot is None:
-            return Response(
-                {"error": "This project has no inventory yet."}, status=status.HTTP_404_NOT_FOUND
-            )
+            return _no_inventory()
         return Response(InventorySerializer(snapshot).data)
+
+
+class CubeSheetQuerySerializer(serializers.Serializer[Any]):
+    lang = serializers.ChoiceField(
+        choices=settings.LANGUAGES,
+        required=False,
+        help_text="The sheet's language; without it, the request's Accept-Language (English "
+        "when it names neither).",
+    )
+
+
+CUBE_SHEET = (
+    "The project's latest inventory snapshot as a cube sheet: per room, its item lines "
+    "(quantity, unit and total volume in m³, marks: fragile, to dismantle, corrected by staff, "
+    "estimated volume), each room's total and the project's; the project's name and the "
+    "snapshot's date. In the language of `lang`, or of Accept-Language (French: decimal comma). "
+    "404 before the first sync."
+)
+
+
+class _CubeSheetView(APIView):
+    # Errors stay JSON whatever the client accepts; the sheet is a response of its own type.
+    content_negotiation_class = FirstRendererNegotiation
+    fmt: Format
+
+    def get(self, request: Request, project_id: str) -> HttpResponseBase:
+        query = CubeSheetQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        project = project_for_owner(owner=request.user, project_id=project_id)
+        snapshot = _latest_snapshot(project)
+        if snapshot is None:
+            return _no_inventory()
+        sheet = cubesheet_render(
+            snapshot=snapshot, fmt=self.fmt, language=query.validated_data.get("lang")
+        )
+        return cubesheet_response(sheet)
+
+
+class CubeSheetCsvView(_CubeSheetView):
+    fmt = "csv"
+
+    @extend_schema(
+        operation_id="projects_inventory_csv",
+        description=CUBE_SHEET
+        + " CSV: UTF-8 with a byte-order mark; `;` between fields in French, `,` in English; "
+        "the project and the date, then a row per line (its room and room type, one column per "
+        "mark: yes or empty), a total row per room and the project's total.",
+        parameters=[PROJECT_ID, CubeSheetQuerySerializer],
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="Content-Disposition: attachment, with a filename."
+            ),
+            **ERRORS,
+        },
+    )
+    def get(self, request: Request, project_id: str) -> HttpResponseBase:
+        return super().get(request, project_id)
+
+
+class CubeSheetPdfView(_CubeSheetView):
+    fmt = "pdf"
+
+    @extend_schema(
+        operation_id="projects_inventory_pdf",
+        description=CUBE_SHEET + " PDF: A4, a table per room.",
+        parameters=[PROJECT_ID, CubeSheetQuerySerializer],
+        responses={
+            (200, "application/pdf"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="Content-Disposition: inline, with a filename."
+            ),
+            **ERRORS,
+        },
+    )
+    def get(self, request: Request, project_id: str) -> HttpResponseBase:
+        return super().get(request, project_id)
 
 
 class InventorySyncView(APIView):

@@ -439,6 +439,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # fpdf2's font subsetting (the cube sheet's PDF) logs each table it prunes at INFO.
+        "fontTools": {"level": "WARNING"},
         # Never at DEBUG, whatever LOG_LEVEL says: there the AI SDKs log whole requests (the
         # photo in base64) and response headers, and the HTTP and AWS libraries log headers.
         **{

@@ -185,6 +185,8 @@ API_ROUTES: dict[str, dict[str, int]] = {
     "api/projects/<str:project_id>": {"get": 404, "head": 404},
     "api/projects/<str:project_id>/inventory": {"get": 404, "head": 404},
     "api/projects/<str:project_id>/inventory/sync": {"post": 404},
+    "api/projects/<str:project_id>/inventory.csv": {"get": 404, "head": 404},
+    "api/projects/<str:project_id>/inventory.pdf": {"get": 404, "head": 404},
     "api/photos": {"get": 404, "head": 404, "post": 404},
     "api/photos/enqueue": {"post": 404},
     "api/photos/<str:photo_id>": {"get": 404, "head": 404},
@@ -378,6 +380,8 @@ def _admin_paths(world: World) -> list[str]:
         "<slug:size>": "small",
         "<id>": str(world.a.pk),
         "<path:content_type_id>": "1",
+        "<uuid:snapshot_id>": str(InventorySnapshot.objects.get(project=world.a_project).pk),
+        "<str:fmt>": "pdf",
     }
     paths = []
     for route, _pattern in _walk(get_resolver().url_patterns):

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.formats import number_format
 from django.utils.html import format_html
@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from infra.admin_tools import CappedCountPaginator, save_changed_fields, search_by_uuid
 from inventory.admin.actions import request_syncs
 from inventory.admin.correcting import project_inventory_view
-from inventory.admin.snapshot import snapshots_url
+from inventory.admin.snapshot import cube_sheet_links, snapshots_url
 from inventory.models import InventorySnapshot
 from photos.admin.photo import STATUS_COLOURS
 from photos.admin.project import photo_list_url, photo_status_links, photos_with_status
@@ -198,6 +198,21 @@ class ProjectAdmin(admin.ModelAdmin[Project]):
             reverse("admin:photos_project_inventory", args=[project.pk]),
             gettext("Correct the inventory (lines, quantities, missed items)"),
         )
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Project | None = None,
+    ) -> HttpResponse:
+        # The latest snapshot's cube sheet (templates/admin/photos/project/change_form.html).
+        snapshot_id = getattr(obj, "latest_snapshot_id", None)
+        if snapshot_id is not None and request.user.has_perm("inventory.view_inventorysnapshot"):
+            context["cube_sheet_links"] = cube_sheet_links(snapshot_id)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.action(description=_("Sync the inventory"), permissions=["change"])
     def sync_inventory(self, request: HttpRequest, queryset: QuerySet[Project]) -> None:

@@ -1,21 +1,23 @@
-"""The inventory snapshots' admin: read-only history, with each snapshot's rooms and its
-difference from the previous one."""
+"""The inventory snapshots' admin: read-only history, with each snapshot's rooms, its
+difference from the previous one, and its cube sheet (PDF, CSV) in the staff's language."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from infra.admin_tools import CappedCountPaginator, search_by_uuid, signed
+from inventory.cubesheet import FORMATS, Format, cubesheet_render, cubesheet_response
 from inventory.diff import snapshot_diff, snapshot_previous
 from inventory.models import InventorySnapshot
 from photos.admin.filters import ProjectListFilter
@@ -29,6 +31,18 @@ def snapshots_url(project_id: Any) -> str:
         + "?"
         + urlencode({ProjectListFilter.parameter_name: str(project_id)})
     )
+
+
+def cube_sheet_links(snapshot_id: Any) -> list[tuple[str, str]]:
+    """(label, URL) of the snapshot's cube sheet in each format, for a page's object tools."""
+    labels = {"pdf": gettext("Cube sheet (PDF)"), "csv": gettext("Cube sheet (CSV)")}
+    return [
+        (
+            labels[fmt],
+            reverse("admin:inventory_inventorysnapshot_cubesheet", args=[snapshot_id, fmt]),
+        )
+        for fmt in FORMATS
+    ]
 
 
 SNAPSHOT_FIELDS = (
@@ -85,6 +99,27 @@ class InventorySnapshotAdmin(admin.ModelAdmin[InventorySnapshot]):
         if by_id is not None:
             return by_id, False
         return super().get_search_results(request, queryset, search_term)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<uuid:snapshot_id>/cube-sheet.<str:fmt>",
+                self.admin_site.admin_view(self.cube_sheet_view),
+                name="inventory_inventorysnapshot_cubesheet",
+            ),
+            *super().get_urls(),
+        ]
+
+    def cube_sheet_view(self, request: HttpRequest, snapshot_id: Any, fmt: str) -> HttpResponse:
+        """The snapshot's cube sheet, in the staff's language (staff only: admin_view)."""
+        snapshot = (
+            InventorySnapshot.objects.select_related("project").filter(pk=snapshot_id).first()
+        )
+        if snapshot is None or fmt not in FORMATS:
+            raise Http404
+        if not self.has_view_permission(request, snapshot):
+            raise PermissionDenied
+        return cubesheet_response(cubesheet_render(snapshot=snapshot, fmt=cast(Format, fmt)))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -150,6 +185,7 @@ class InventorySnapshotAdmin(admin.ModelAdmin[InventorySnapshot]):
         obj: InventorySnapshot | None = None,
     ) -> HttpResponse:
         if obj is not None:
+            context["cube_sheet_links"] = cube_sheet_links(obj.pk)
             diff = snapshot_diff(obj, snapshot_previous(obj))
             context["snapshot_rooms"] = [
                 {**room, "label": room_type_label(room.get("roomType"))}
