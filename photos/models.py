@@ -29,7 +29,14 @@ class Project(models.Model):
     name = models.CharField(_("name"), max_length=200)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     priority = models.CharField(
-        _("priority"), max_length=10, choices=Priority.choices, default=Priority.NORMAL
+        _("priority"),
+        max_length=10,
+        choices=Priority.choices,
+        default=Priority.NORMAL,
+        help_text=_(
+            "High: the project's photos go through their own queue, first, and get a larger "
+            "share of the AI provider's capacity than a normal project's."
+        ),
     )
     # Set when an inventory sync is owed and its message sent; cleared by the sync that starts
     # after it. A conditional UPDATE on it coalesces bursts of DONE photos into one sync.

@@ -104,3 +104,28 @@ def test_a_small_project_starts_within_seconds_behind_a_big_backlog(
     # the ~7 s of backlog ahead of them in the queue.
     assert small_done.timestamp() - small_queued <= 4.0, small_done.timestamp() - small_queued
     assert big_done - small_done >= timedelta(seconds=2), (big_done, small_done)
+
+
+def test_high_priority_photos_start_within_seconds_behind_a_normal_backlog(
+    start_worker: Callable[..., Worker], fake_ai: FakeAiServer
+) -> None:
+    workers = _workers(start_worker, fake_ai, rpm=240)
+    normal = _enqueue(make_project(name="Agency"), 32)
+    poll(
+        workers[0],
+        "the normal backlog to start",
+        lambda: Photo.objects.filter(status=Photo.Status.DONE).exists() or None,
+    )
+    premium = make_project(name="Premium")
+    Project.objects.filter(pk=premium.pk).update(priority=Project.Priority.HIGH)
+    high_queued = time.time()
+    high = _enqueue(Project.objects.get(pk=premium.pk), 2)
+
+    high_rows = _all_finished(workers[0], high)
+    normal_rows = _all_finished(workers[0], normal)
+
+    assert all(row.status == "DONE" and row.attempts == 1 for row in high_rows + normal_rows)
+    high_done = max(row.processed_at for row in high_rows if row.processed_at)
+    normal_done = max(row.processed_at for row in normal_rows if row.processed_at)
+    assert high_done.timestamp() - high_queued <= 3.0, high_done.timestamp() - high_queued
+    assert normal_done - high_done >= timedelta(seconds=2), (normal_done, high_done)
