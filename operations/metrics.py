@@ -38,7 +38,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from ai_engine.registry import breaker_from_settings
+from ai_engine.registry import breaker_from_settings, quota_from_settings
 from aimetrics.figures import AiTotals, aimetric_totals
 from infra.broker import QUEUES, broker_redis, oldest_waiting_ms
 from operations.queues import queue_stats
@@ -328,8 +328,54 @@ def _circuit_metrics() -> Iterator[Metric]:
     yield circuit
 
 
+def _quota_metrics() -> Iterator[Metric]:
+    """AI_QUOTAS as the shared limiter sees it now (ai_engine/quota.py)."""
+    in_use = GaugeMetricFamily(
+        "moverz_ai_quota_slots_in_use",
+        "Provider calls holding a slot of the quota now (every worker process).",
+        labels=["quota"],
+    )
+    limit = GaugeMetricFamily(
+        "moverz_ai_quota_limit",
+        "The quota's limits (AI_QUOTAS): requests, input_tokens, output_tokens per minute, and "
+        "concurrency (calls at once); a dimension without a limit is left out.",
+        labels=["quota", "dimension"],
+    )
+    saturation = GaugeMetricFamily(
+        "moverz_ai_quota_saturation",
+        "How empty the quota's budget is: 0 unused (its bucket full), 1 used up (photos wait "
+        "for it), above 1 in debt after calls that used more than their estimate.",
+        labels=["quota", "dimension"],
+    )
+    deferrals = CounterMetricFamily(
+        "moverz_ai_quota_deferrals",
+        "Photos deferred for a slot of the quota, by what was short (rpm, itpm, otpm, "
+        "concurrency, fair, tenant, backoff: a 429's retry-after).",
+        labels=["quota", "reason"],
+    )
+    for use in quota_from_settings(redis_client=broker_redis()).usage():
+        name = use.quota.name
+        in_use.add_metric([name], use.in_use)
+        for dimension, maximum in (
+            ("requests", use.quota.rpm),
+            ("input_tokens", use.quota.itpm),
+            ("output_tokens", use.quota.otpm),
+            ("concurrency", use.quota.concurrency),
+        ):
+            if maximum:
+                limit.add_metric([name, dimension], maximum)
+        if use.quota.concurrency:
+            saturation.add_metric([name, "concurrency"], use.in_use / use.quota.concurrency)
+        for dimension, empty in use.saturation.items():
+            saturation.add_metric([name, dimension], empty)
+        for reason, count in sorted(use.denied.items()):
+            deferrals.add_metric([name, reason], count)
+    yield from (in_use, limit, saturation, deferrals)
+
+
 ALERTING_SECTIONS: list[tuple[str, Callable[[], Iterable[Metric]]]] = [
     ("backlog", _backlog_metrics),
     ("leases", _lease_metrics),
     ("circuits", _circuit_metrics),
+    ("quotas", _quota_metrics),
 ]

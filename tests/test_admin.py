@@ -452,7 +452,11 @@ def test_saving_a_form_does_not_undo_what_a_worker_wrote_meanwhile(staff: Any) -
 
     for model, stale, data in [
         (Photo, stale_photo, {"room_type": "kitchen"}),
-        (Project, stale_project, {"name": "Renamed", "owner": str(project.owner_id)}),
+        (
+            Project,
+            stale_project,
+            {"name": "Renamed", "owner": str(project.owner_id), "priority": "normal"},
+        ),
     ]:
         model_admin = admin.site._registry[model]
         form = model_admin.get_form(request, stale, change=True)(data, instance=stale)

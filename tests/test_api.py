@@ -261,7 +261,12 @@ def test_queues_show_real_figures_to_staff(
 
     assert response.status_code == 200
     queues = {row["name"]: row for row in response.json()["queues"]}
-    assert set(queues) == {"photo-analyze", "inventory-sync", "webhook-deliver"}
+    assert set(queues) == {
+        "photo-analyze-high",
+        "photo-analyze",
+        "inventory-sync",
+        "webhook-deliver",
+    }
     assert all(set(row) == QUEUE_FIELDS for row in queues.values())
     assert queues["photo-analyze"] == {
         "name": "photo-analyze",
@@ -300,8 +305,9 @@ def test_create_project_returns_201_with_id_name_and_created_at(api: APIClient, 
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "name", "createdAt"}
+    assert set(body) == {"id", "name", "createdAt", "priority"}
     assert body["name"] == "Flat in Lyon"
+    assert body["priority"] == "normal"
     project = Project.objects.get(pk=body["id"])
     assert project.owner == user
     assert body["createdAt"]

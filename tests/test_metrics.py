@@ -26,7 +26,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from ai_engine.registry import breaker_from_settings
+from ai_engine.quota import Cost, Slot
+from ai_engine.registry import breaker_from_settings, quota_from_settings
 from aimetrics.rollup import aimetric_rollup, latency_bucket
 from operations import metrics
 from photos.models import Photo
@@ -306,6 +307,28 @@ def test_circuit_state_per_provider(settings: Any, redis_client: Any) -> None:
     assert circuits == {"anthropic": 0, "openai": 1, "fake": 0}
     for section in ("backlog", "leases", "circuits"):
         assert value(found, "moverz_metrics_section_up", section=section) == 1
+
+
+def test_quota_slots_in_use_saturation_and_deferrals(settings: Any, redis_client: Any) -> None:
+    settings.AI_QUOTAS = {"anthropic": {"rpm": 6, "concurrency": 4}, "openai": {"itpm": 6000}}
+    settings.AI_QUOTA_BURST_S = 20  # two requests in the bucket, one back every 10 s
+    limiter = quota_from_settings(redis_client=redis_client)
+    asks = [
+        limiter.acquire(provider="anthropic", model="m", tenant="p", cost=Cost()) for _ in range(3)
+    ]
+    assert [isinstance(ask, Slot) for ask in asks] == [True, True, False]
+
+    found = samples(scrape())
+    assert value(found, "moverz_ai_quota_slots_in_use", quota="anthropic") == 2
+    assert value(found, "moverz_ai_quota_slots_in_use", quota="openai") == 0
+    assert value(found, "moverz_ai_quota_limit", quota="anthropic", dimension="requests") == 6
+    assert value(found, "moverz_ai_quota_limit", quota="anthropic", dimension="concurrency") == 4
+    saturation = value(found, "moverz_ai_quota_saturation", quota="anthropic", dimension="requests")
+    assert 0.9 <= saturation <= 1.0  # both requests of the bucket spent, a little refilled
+    assert value(found, "moverz_ai_quota_saturation", quota="anthropic", dimension="concurrency")
+    assert value(found, "moverz_ai_quota_saturation", quota="openai", dimension="input_tokens") == 0
+    assert value(found, "moverz_ai_quota_deferrals_total", quota="anthropic", reason="rpm") == 1
+    assert value(found, "moverz_metrics_section_up", section="quotas") == 1
 
 
 # --- The worker's exporter ------------------------------------------------------------------

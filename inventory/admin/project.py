@@ -36,6 +36,7 @@ class ProjectAdmin(admin.ModelAdmin[Project]):
     list_display = [
         "name",
         "owner_name",
+        "priority",
         "created_at",
         "pending_photos",
         "processing_photos",
@@ -45,7 +46,7 @@ class ProjectAdmin(admin.ModelAdmin[Project]):
         "latest_inventory",
     ]
     list_select_related = ["owner"]
-    list_filter = [("created_at", admin.DateFieldListFilter)]
+    list_filter = ["priority", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["name", "owner__username"]
     search_help_text = _("A project id (exact), or part of its name or of its owner's username.")
     raw_id_fields = ["owner"]
@@ -56,6 +57,7 @@ class ProjectAdmin(admin.ModelAdmin[Project]):
         "project_id",
         "name",
         "owner",
+        "priority",
         "created_at",
         "photo_counts",
         "photos_link",

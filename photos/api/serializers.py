@@ -57,10 +57,11 @@ class RoomLabelOutput(serializers.CharField):
 
 class ProjectSerializer(serializers.ModelSerializer[Project]):
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    priority = serializers.ChoiceField(choices=Project.Priority.choices, read_only=True)
 
     class Meta:
         model = Project
-        fields = ["id", "name", "createdAt"]
+        fields = ["id", "name", "createdAt", "priority"]
         read_only_fields = ["id"]
 
 
@@ -90,6 +91,11 @@ class ProjectCreateSerializer(serializers.Serializer[Any]):
                 "The name must have a visible character and no NUL character.",
             )
         ],
+    )
+    priority = serializers.ChoiceField(
+        choices=Project.Priority.choices,
+        default=Project.Priority.NORMAL,
+        help_text="`high` (staff tokens only; 403 otherwise): the project's photos go first.",
     )
 
 

@@ -43,7 +43,7 @@ from photos.selectors import (
     project_for_owner,
     project_photo_counts,
 )
-from photos.services.uploads import photo_create, project_create
+from photos.services.uploads import PriorityDenied, photo_create, project_create
 
 ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer}
 # A body in a format the endpoint does not read (or no Content-Type at all).
@@ -83,12 +83,19 @@ class ProjectListView(APIView):
 
     @extend_schema(
         request={"application/json": ProjectCreateSerializer},
-        responses={201: ProjectSerializer, **ERRORS, **UNSUPPORTED},
+        responses={201: ProjectSerializer, **ERRORS, 403: ErrorSerializer, **UNSUPPORTED},
     )
     def post(self, request: Request) -> Response:
-        """Create a project owned by the caller."""
+        """Create a project owned by the caller; `priority: high` only with a staff token."""
         data = _valid(ProjectCreateSerializer, request.data)
-        project = project_create(owner=request.user, name=data["name"])  # type: ignore[arg-type]
+        try:
+            project = project_create(
+                owner=request.user,  # type: ignore[arg-type]
+                name=data["name"],
+                priority=data["priority"],
+            )
+        except PriorityDenied as denied:
+            return _error(str(denied), status.HTTP_403_FORBIDDEN)
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
 

@@ -14,9 +14,16 @@ from photos.lifecycle import EnqueueResult, photo_enqueue
 from photos.models import Photo, Project
 
 
-def project_create(*, owner: User, name: str) -> Project:
-    """A new, empty project for `owner`."""
-    return Project.objects.create(owner=owner, name=name)
+class PriorityDenied(PermissionError):
+    """Only staff may create a high-priority project."""
+
+
+def project_create(*, owner: User, name: str, priority: str = Project.Priority.NORMAL) -> Project:
+    """A new, empty project for `owner`. A `high` priority (its photos go first: docs/
+    architecture.md, "Provider quotas") only for a staff owner, else `PriorityDenied`."""
+    if priority == Project.Priority.HIGH and not owner.is_staff:
+        raise PriorityDenied("Only staff accounts can create a high-priority project.")
+    return Project.objects.create(owner=owner, name=name, priority=priority)
 
 
 def photo_create(
