@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,11 +33,18 @@ def rows(quotas: dict[str, Any]) -> Iterator[tuple[Row, Target | None]]:
             Row(
                 SECTION,
                 f"{label}: provider utilisation while work was queued "
-                f"({num(calls['queued_span_s'])} s), after its first minute; over the whole "
-                f"span {num(calls['utilisation_vs_max_pct'])} % of the most it would accept",
-                "—" if steady is None else f"{num(steady)} % of {rpm} RPM",
+                f"({num(calls['queued_span_s'])} s): calls accepted ÷ the most the provider "
+                "accepts in that time (its full bucket + its refill)"
+                + (
+                    ""
+                    if steady is None
+                    else f"; after the first minute {num(steady)} % of {rpm} RPM"
+                ),
+                f"{num(calls['utilisation_vs_max_pct'])} %",
             ),
-            Target(f"quotas {config} utilisation", steady, 90, False, " %"),
+            Target(
+                f"quotas {config} utilisation", calls["utilisation_vs_max_pct"], 90, False, " %"
+            ),
         )
         done = busy["statuses"].get("DONE", 0)
         yield (
@@ -51,6 +59,8 @@ def rows(quotas: dict[str, Any]) -> Iterator[tuple[Row, Target | None]]:
         )
         small, alone = busy["e2e_small_s"], idle["e2e_s"]
         ratio = small["p95"] / alone["p95"] if small["p95"] and alone["p95"] else None
+        if small["n"] < plan["small_projects"] * plan["small"]:
+            ratio = math.inf  # a photo that never got DONE took longer than any that did
         yield (
             Row(
                 SECTION,
@@ -59,7 +69,7 @@ def rows(quotas: dict[str, Any]) -> Iterator[tuple[Row, Target | None]]:
                 f"{plan['big']} photos of one project",
                 f"{num(small['p50'])} / {num(small['p95'])} s",
                 f"{num(alone['p50'])} / {num(alone['p95'])} s (idle)",
-                "—" if ratio is None else f"{ratio:.1f}×",
+                "—" if ratio is None or math.isinf(ratio) else f"{ratio:.1f}×",
             ),
             Target(f"quotas {config} small P95 vs idle", ratio, 2, True, "×"),
         )
