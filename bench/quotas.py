@@ -253,10 +253,10 @@ def _calls(base_url: str, started: float, rpm: int, window_s: float = 60.0) -> d
     """What the provider saw: calls accepted and refused, and its utilisation while work was
     queued, from the first enqueue to the last call that arrived (after it nothing waited).
 
-    The provider's bucket starts full, so over `T` seconds it accepts at most `rpm` (the bucket)
-    plus `rpm × T / window` (its refill): `vs_max` is the calls accepted over that. `steady`
-    leaves the first window out (when the full bucket's burst is spent): accepted calls a
-    minute ÷ `rpm` from then on."""
+    The provider's bucket starts full: in its first minute it accepts up to twice its RPM.
+    `steady` leaves that minute out: accepted calls a minute ÷ `rpm` from then on (None for a
+    span too short). `vs_max` is over the whole span: the calls accepted ÷ the most the provider
+    accepts in `T` seconds, `rpm` (the full bucket) + `rpm × T / window` (its refill)."""
     stats = _fake(base_url, "/stats")
     calls = _fake(base_url, "/calls")
     accepted, rejected = calls["accepted"], calls["rejected"]
