@@ -15,6 +15,7 @@ from ai_engine.breaker import CircuitBreaker
 from ai_engine.errors import AiError, ErrorCode, error_from_exception
 from ai_engine.pricing import Overrides, call_price
 from ai_engine.prompts import MAX_OUTPUT_TOKENS
+from ai_engine.quota import QuotaLimiter
 from ai_engine.structured import AnswerTruncated, BilledAnswer, InvalidOutput
 from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess, Usage, answer_to_json
 
@@ -22,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 #: Failures that say "this provider is not answering": try the next one, count toward the breaker.
 OUTAGE_CODES = frozenset({ErrorCode.PROVIDER_DOWN, ErrorCode.TIMEOUT, ErrorCode.NETWORK})
+#: How long every worker holds off a provider's model after a 429 that names no `retry-after`.
+RATE_LIMIT_BACK_OFF_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class AiEngine:
         on_call: Callable[[CallRecord], None] = _ignore,
         breaker: CircuitBreaker | None = None,
         prices: Overrides | None = None,  # AI_PRICES: over genai-prices for the models it names
+        quota: QuotaLimiter | None = None,  # AI_QUOTAS: shared slots; a 429's back-off
     ) -> None:
         if not providers:
             raise ValueError("AiEngine needs at least one provider")
@@ -69,9 +73,16 @@ class AiEngine:
         self.on_call = on_call
         self.breaker = breaker
         self.prices = prices or {}
+        self.quota = quota
 
     def with_recorder(self, on_call: Callable[[CallRecord], None]) -> AiEngine:
-        return AiEngine(self.providers, on_call=on_call, breaker=self.breaker, prices=self.prices)
+        return AiEngine(
+            self.providers,
+            on_call=on_call,
+            breaker=self.breaker,
+            prices=self.prices,
+            quota=self.quota,
+        )
 
     def detect_room(self, image: bytes) -> RoomGuess:
         return self._run(
@@ -109,6 +120,13 @@ class AiEngine:
                 result = self._call_checked(provider, operation, call, extra or {})
             except AiError as error:
                 last_error = error
+                if error.code == ErrorCode.RATE_LIMIT and error.retryable and self.quota:
+                    # The provider's view of our usage differs from ours: every worker waits.
+                    self.quota.back_off(
+                        provider=provider.name,
+                        model=provider.model,
+                        seconds=error.retry_after_s or RATE_LIMIT_BACK_OFF_S,
+                    )
                 if error.code in OUTAGE_CODES:
                     if self.breaker and self.breaker.record_failure(provider.name):
                         logger.warning("circuit opened for provider %s", provider.name)

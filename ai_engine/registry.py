@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from ai_engine.breaker import CircuitBreaker
 from ai_engine.engine import AiEngine
 from ai_engine.fake import FakeProvider
+from ai_engine.quota import QuotaLimiter, quotas_parse
 from ai_engine.types import AiProvider
 
 KNOWN_PROVIDERS = ("anthropic", "openai", "fake")
@@ -74,6 +76,27 @@ def breaker_from_settings(*, redis_client: Any) -> CircuitBreaker:
     )
 
 
+def quota_from_settings(*, redis_client: Any) -> QuotaLimiter:
+    """The provider quotas and fair shares the workers share (AI_QUOTAS, AI_QUOTA_*,
+    AI_PROJECT_CONCURRENCY), over `redis_client`."""
+    try:
+        quotas = quotas_parse(settings.AI_QUOTAS)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+    return QuotaLimiter(
+        redis_client,
+        prefix=f"{settings.DRAMATIQ_NAMESPACE}:moverz:quota",
+        quotas=quotas,
+        # A slot of a worker killed mid-call comes back after the photo's lease, which bounds
+        # every call of an attempt (AI_TIMEOUT_S each).
+        ttl_ms=settings.PHOTO_LEASE_SECONDS * 1000,
+        burst_s=settings.AI_QUOTA_BURST_S,
+        tenant_concurrency=settings.AI_PROJECT_CONCURRENCY,
+        active_ms=settings.AI_FAIR_ACTIVE_MS,
+        recheck_ms=settings.AI_QUOTA_RECHECK_MS,
+    )
+
+
 _cached: dict[tuple[Any, ...], AiEngine] = {}
 
 
@@ -84,6 +107,9 @@ def engine_from_settings(*, redis_client: Any = None) -> AiEngine:
         settings.AI_FAKE_LATENCY_MS,
         settings.AI_FAKE_FAIL_RATE,
         settings.AI_FAKE_FAIL_CODE,
+        json.dumps(settings.AI_QUOTAS, sort_keys=True),
+        settings.AI_QUOTA_BURST_S,
+        settings.AI_PROJECT_CONCURRENCY,
         id(redis_client),
     )
     engine = _cached.get(cache_key)
@@ -95,6 +121,7 @@ def engine_from_settings(*, redis_client: Any = None) -> AiEngine:
             [provider_from_settings(name) for name in settings.AI_PROVIDERS],
             breaker=breaker,
             prices=prices_from_settings(),
+            quota=quota_from_settings(redis_client=redis_client) if redis_client else None,
         )
         _cached[cache_key] = engine
     return engine

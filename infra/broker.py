@@ -29,10 +29,13 @@ from django.conf import settings
 from dramatiq.brokers import redis as dramatiq_redis
 
 PHOTO_QUEUE = "photo-analyze"
+#: High-priority projects' photos: the same work, drained first (photos/tasks.py).
+PHOTO_HIGH_QUEUE = "photo-analyze-high"
+PHOTO_QUEUES = (PHOTO_HIGH_QUEUE, PHOTO_QUEUE)
 INVENTORY_QUEUE = "inventory-sync"
 #: Its own queue, so a slow or dead receiver never delays photo analysis or inventory syncs.
 WEBHOOK_QUEUE = "webhook-deliver"
-QUEUES = (PHOTO_QUEUE, INVENTORY_QUEUE, WEBHOOK_QUEUE)
+QUEUES = (PHOTO_HIGH_QUEUE, PHOTO_QUEUE, INVENTORY_QUEUE, WEBHOOK_QUEUE)
 
 
 class _Consumer(dramatiq_redis._RedisConsumer):

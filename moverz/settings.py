@@ -340,6 +340,26 @@ AI_BREAKER_COOLDOWN_S = env_int("AI_BREAKER_COOLDOWN_S", 30)
 AI_FAKE_LATENCY_MS = env_int("AI_FAKE_LATENCY_MS", 0)
 AI_FAKE_FAIL_RATE = env_float("AI_FAKE_FAIL_RATE", 0.0)
 AI_FAKE_FAIL_CODE = os.environ.get("AI_FAKE_FAIL_CODE", "PROVIDER_DOWN")
+# Provider quotas shared by every worker (ai_engine/quota.py; docs/configuration.md), e.g.
+# {"anthropic": {"rpm": 120, "itpm": 400000, "otpm": 80000, "concurrency": 16}}; a key
+# "provider:model" limits one model. Checked when the engine is built (ImproperlyConfigured).
+try:
+    AI_QUOTAS = json.loads(os.environ.get("AI_QUOTAS", "{}") or "{}")
+except ValueError as exc:
+    raise ImproperlyConfigured(f"AI_QUOTAS is not valid JSON: {exc}") from None
+# The buckets hold this many seconds of each per-minute limit (the largest burst after a lull).
+AI_QUOTA_BURST_S = env_float("AI_QUOTA_BURST_S", 10.0)
+# Output tokens a call is assumed to use before it is made (corrected by its real usage).
+AI_QUOTA_OUTPUT_ESTIMATE = env_int("AI_QUOTA_OUTPUT_ESTIMATE", 600)
+# How soon a photo denied for concurrency or its project's fair share asks again.
+AI_QUOTA_RECHECK_MS = env_int("AI_QUOTA_RECHECK_MS", 1000)
+# A project counts as having work waiting this long after its last ask (or its next booking),
+# unless its last owed photo is done sooner.
+AI_FAIR_ACTIVE_MS = env_int("AI_FAIR_ACTIVE_MS", 2000)
+# At most this many analyses of one project at once (0: no cap but the fair share).
+AI_PROJECT_CONCURRENCY = env_int("AI_PROJECT_CONCURRENCY", 0)
+# A high-priority project's fair-share weight against a normal one's 1.
+AI_PRIORITY_HIGH_WEIGHT = env_float("AI_PRIORITY_HIGH_WEIGHT", 4.0)
 
 # --- Uploads and media ----------------------------------------------------------------------
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))

@@ -15,11 +15,14 @@ two workers or two relays can never both win; its row count says whether it did.
 | retry           | PROCESSING, our lease, retryable, budget   | PENDING, owed         | worker   |
 | fail            | PROCESSING, our lease                      | ERROR                 | worker   |
 | relay           | PENDING owed; PROCESSING, lease dead/gone  | same status, owed     | relay    |
+| defer           | owed, no slot free (no move, not claimed)  | unchanged, owed       | worker   |
 
 (API includes the admin's actions and uploads with `enqueue=true`; CLI is `requeue_failed`; the
 relay includes `requeue_stuck`.)
 
-"Owed" means `queued_at` is set: a `photo-analyze` message is (or must be) on its way.
+"Owed" means `queued_at` is set: a `photo-analyze` message (`photo-analyze-high` for a
+high-priority project) is (or must be) on its way. A photo deferred for a provider slot stays as
+it was, owed, its attempts untouched: only its message is sent again, delayed.
 `queued_force` says the current run was asked with force; it lasts until the next enqueue (a
 forced run never reuses another photo's answer, retries included). The database
 is the outbox: a move that makes a photo owed sends its message on commit, and the relay re-sends
@@ -97,19 +100,42 @@ class Busy:
 # --- messages ---------------------------------------------------------------------------------
 
 
-def photo_send_analyze(*, photo_id: str, delay_ms: int | None = None) -> None:
-    """Send the `photo-analyze` message now. A broker failure is logged, not raised: the photo
-    stays owed (`queued_at`), and the relay sends it once Redis is back."""
-    from photos.tasks import analyze_photo  # the actor imports the work, which imports us
+def photo_send_analyze(
+    *,
+    photo_id: str,
+    delay_ms: int | None = None,
+    high: bool | None = None,
+    booked: bool = False,
+) -> None:
+    """Send the photo's analysis message now: to `photo-analyze-high` when its project is
+    high-priority (`high`; None: read from the database). A broker failure is logged, not
+    raised: the photo stays owed (`queued_at`), and the relay sends it once Redis is back."""
+    # The actors import the work, which imports us.
+    from photos.tasks import analyze_photo, analyze_photo_high
 
     try:
-        analyze_photo.send_with_options(args=(str(photo_id),), delay=delay_ms)
+        if high is None:
+            high = (
+                Project.objects.filter(photos__pk=photo_id)
+                .values_list("priority", flat=True)
+                .first()
+                == Project.Priority.HIGH
+            )
+        actor = analyze_photo_high if high else analyze_photo
+        kwargs = {"booked": True} if booked else {}
+        actor.send_with_options(args=(str(photo_id),), kwargs=kwargs, delay=delay_ms)
     except Exception:
         logger.exception("could not send photo-analyze for photo %s; it stays queued", photo_id)
 
 
-def _send_on_commit(photo_id: Any, delay_ms: int | None = None) -> None:
-    transaction.on_commit(partial(photo_send_analyze, photo_id=str(photo_id), delay_ms=delay_ms))
+def _send_on_commit(photo_id: Any, delay_ms: int | None = None, high: bool | None = None) -> None:
+    transaction.on_commit(
+        partial(photo_send_analyze, photo_id=str(photo_id), delay_ms=delay_ms, high=high)
+    )
+
+
+def _is_high(photo: Photo) -> bool:
+    return photo.project.priority == Project.Priority.HIGH
 
 
 # --- enqueue ----------------------------------------------------------------------------------
@@ -365,7 +391,7 @@ def photo_store_failure(
             return bool(failed)
         stored = _held(claim).update(status=Photo.Status.PENDING, queued_at=now, **error)
         if stored:
-            _send_on_commit(claim.photo.pk, retry_delay_ms)
+            _send_on_commit(claim.photo.pk, retry_delay_ms, _is_high(claim.photo))
     return bool(stored)
 
 
@@ -375,11 +401,23 @@ def photo_recheck_later(*, photo_id: str, delay_ms: int) -> None:
     _send_on_commit(photo_id, delay_ms)
 
 
+def photo_defer(*, photo_id: str, delay_ms: int, high: bool) -> None:
+    """No move: no provider slot is free for the photo now (ai_engine/quota.py), so its message
+    is sent again to arrive when one should be. Nothing was claimed or spent: the photo stays
+    owed (if this send fails, the relay re-sends), its attempts untouched."""
+    photo_send_analyze(photo_id=photo_id, delay_ms=delay_ms, high=high, booked=True)
+
+
 # --- the relay --------------------------------------------------------------------------------
 
 
 def photo_resend(
-    *, photo_id: str, status: str, queued_at: Any, lease_token: uuid.UUID | None
+    *,
+    photo_id: str,
+    status: str,
+    queued_at: Any,
+    lease_token: uuid.UUID | None,
+    high: bool | None = None,
 ) -> bool:
     """Owed anew: re-send the message of a photo the relay found stuck, if it is still as the
     relay saw it (False: it moved on, or another relay took it). Compare-and-set on `queued_at`
@@ -390,5 +428,5 @@ def photo_resend(
     with transaction.atomic():
         taken = unchanged.update(queued_at=timezone.now())
         if taken:
-            _send_on_commit(photo_id)
+            _send_on_commit(photo_id, high=high)
     return bool(taken)

@@ -15,12 +15,22 @@ from photos.rooms import ROOM_LABEL_MAX, ROOM_TYPE_CHOICES, room_label_key
 class Project(models.Model):
     """A household's move: the photos it sent and the inventories built from them."""
 
+    class Priority(models.TextChoices):
+        """A high-priority project's photos go through their own queue, drained first, and get
+        a larger fair share of the provider's slots (AI_PRIORITY_HIGH_WEIGHT)."""
+
+        NORMAL = "normal", _("normal")
+        HIGH = "high", _("high")
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects"
     )
     name = models.CharField(_("name"), max_length=200)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    priority = models.CharField(
+        _("priority"), max_length=10, choices=Priority.choices, default=Priority.NORMAL
+    )
     # Set when an inventory sync is owed and its message sent; cleared by the sync that starts
     # after it. A conditional UPDATE on it coalesces bursts of DONE photos into one sync.
     inventory_sync_requested_at = models.DateTimeField(null=True, blank=True, editable=False)

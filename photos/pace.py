@@ -14,7 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from aimetrics.models import AiMetric
-from infra.broker import PHOTO_QUEUE, broker_redis, queue_counts
+from infra.broker import PHOTO_QUEUES, broker_redis, queue_counts
 from photos.models import Photo
 
 MIN_S, MAX_S = 1, 30
@@ -22,7 +22,7 @@ MIN_S, MAX_S = 1, 30
 
 @dataclass(frozen=True)
 class Pace:
-    waiting: int  # messages waiting in the photo queue
+    waiting: int  # messages waiting in the photo queues
     done_per_s: float  # successful analyses over the last minute
     call_s: float  # median of the last successful provider calls
 
@@ -56,8 +56,8 @@ def _read() -> Pace:
     """Three cheap reads: the queue's length (Redis), the last minute's analyses and the last
     hundred calls' latencies (AiMetric, by its indexes)."""
     try:
-        counts = queue_counts(broker_redis(), (PHOTO_QUEUE,))[PHOTO_QUEUE]
-        waiting = counts["waiting"]
+        counts = queue_counts(broker_redis(), PHOTO_QUEUES)
+        waiting = sum(counts[queue]["waiting"] for queue in PHOTO_QUEUES)
     except redis.RedisError:
         waiting = 0  # the answer is a hint: without Redis, the calls' pace alone
     since = timezone.now() - timedelta(minutes=1)

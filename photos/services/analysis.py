@@ -14,6 +14,7 @@ from django.db import InterfaceError, OperationalError, connection
 from ai_engine.engine import AiEngine, CallRecord
 from ai_engine.errors import AiError, ErrorCode, error_from_exception
 from ai_engine.prompts import PROMPT_VERSION
+from ai_engine.quota import Wait
 from ai_engine.registry import engine_from_settings
 from ai_engine.types import AiProvider, ImageBytes, PhotoAnalysis, RoomGuess, answer_from_json
 from aimetrics.services import aimetric_record, answer_cost, answer_reuse_record
@@ -30,6 +31,7 @@ from photos.lifecycle import (
     photo_store_failure,
 )
 from photos.models import Photo, ProviderAnswer, Stage
+from photos.services.slots import Spent, quota_release, quota_slot
 from photos.volumes import volume_catalogue
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # nothing to do: someone else has it, or it is finished
     BUSY = "busy"  # another worker holds a live lease; a delayed message checks again
     FENCED = "fenced"  # our lease was taken over while we worked: our result was dropped
+    DEFERRED = "deferred"  # no provider slot free: a delayed message comes back for it
 
 
 def retry_delay_ms(*, attempt: int, retry_after_s: float | None = None) -> int:
@@ -54,11 +57,16 @@ def retry_delay_ms(*, attempt: int, retry_after_s: float | None = None) -> int:
 
 
 def photo_analyze(
-    *, photo_id: str, engine: AiEngine | None = None, provider: AiProvider | None = None
+    *,
+    photo_id: str,
+    engine: AiEngine | None = None,
+    provider: AiProvider | None = None,
+    booked: bool = False,
 ) -> Outcome:
     """Analyse one photo. Safe to run any number of times for one photo: the claim decides.
 
     `engine` (or a single `provider`) replaces the configured providers, for tests and tools.
+    `booked`: this message was deferred for a provider slot (photos/services/slots.py).
     """
     if engine is None:
         # Before the claim: built the first time in a process, the engine imports the provider's
@@ -66,24 +74,32 @@ def photo_analyze(
         engine = (
             AiEngine([provider]) if provider else engine_from_settings(redis_client=broker_redis())
         )
-    claim = photo_claim(photo_id=photo_id)
-    if claim is None:
-        return Outcome.SKIPPED
-    if isinstance(claim, Busy):
-        # A live worker has it. This message may be a redelivery or a duplicate: look again
-        # later, so that if that worker dies the photo is finished rather than stranded.
-        photo_recheck_later(photo_id=photo_id, delay_ms=claim.recheck_ms)
-        return Outcome.BUSY
+    slot = quota_slot(photo_id=photo_id, engine=engine, booked=booked)
+    if isinstance(slot, Wait):
+        return Outcome.DEFERRED
+    spent = Spent()
     try:
-        return _analyze_claimed(claim, engine=engine)
-    except (OperationalError, InterfaceError):
-        # Our database failed (a dropped connection), not the provider: hand the photo back and
-        # let Dramatiq's retry of this message claim it again.
-        photo_give_back(photo_id=claim.photo.pk, token=claim.token)
-        raise
+        claim = photo_claim(photo_id=photo_id)
+        if claim is None:
+            return Outcome.SKIPPED
+        if isinstance(claim, Busy):
+            # A live worker has it. This message may be a redelivery or a duplicate: look again
+            # later, so that if that worker dies the photo is finished rather than stranded.
+            photo_recheck_later(photo_id=photo_id, delay_ms=claim.recheck_ms)
+            return Outcome.BUSY
+        try:
+            return _analyze_claimed(claim, engine=engine, spent=spent)
+        except (OperationalError, InterfaceError):
+            # Our database failed (a dropped connection), not the provider: hand the photo back
+            # and let Dramatiq's retry of this message claim it again.
+            photo_give_back(photo_id=claim.photo.pk, token=claim.token)
+            raise
+    finally:
+        if slot is not None:
+            quota_release(engine=engine, slot=slot, spent=spent)
 
 
-def _analyze_claimed(claim: Claim, *, engine: AiEngine) -> Outcome:
+def _analyze_claimed(claim: Claim, *, engine: AiEngine, spent: Spent) -> Outcome:
     photo = claim.photo
     donor = _identical_done(photo, engine) if claim.identical_done and not claim.forced else None
     if donor is not None:
@@ -99,7 +115,7 @@ def _analyze_claimed(claim: Claim, *, engine: AiEngine) -> Outcome:
         prepared = _preflight(original)
         if not photo_mark_stage(claim=claim, stage=Stage.ANALYSING):
             return Outcome.FENCED
-        recorder = MetricRecorder(photo, prepared.as_meta())
+        recorder = MetricRecorder(photo, prepared.as_meta(), spent)
         analysis, room_type = _ask_engine(claim, prepared, engine.with_recorder(recorder), paid)
     except (OperationalError, InterfaceError):
         raise  # the database's failure, not the photo's: see photo_analyze
@@ -177,8 +193,11 @@ def _preflight(original: bytes) -> PreparedImage:
 class MetricRecorder:
     """Writes one AiMetric row per provider call, with the photo's ids and the preflight figures."""
 
-    def __init__(self, photo: Photo, image_meta: dict[str, int]) -> None:
+    def __init__(
+        self, photo: Photo, image_meta: dict[str, int], spent: Spent | None = None
+    ) -> None:
         self.photo = photo
+        self.spent = spent
         self.meta: dict[str, Any] = {
             "photoId": str(photo.pk),
             "projectId": str(photo.project_id),
@@ -189,6 +208,8 @@ class MetricRecorder:
         }
 
     def __call__(self, record: CallRecord) -> None:
+        if self.spent is not None:
+            self.spent.calls.append(record)
         meta = self.meta | record.extra
         if record.error is not None:
             meta["error"] = record.error.message

@@ -23,9 +23,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from infra.broker import PHOTO_QUEUE, alive_workers, live_message_ids
+from infra.broker import PHOTO_QUEUES, alive_workers, live_message_ids
 from photos.lifecycle import photo_resend
-from photos.models import Photo
+from photos.models import Photo, Project
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,16 @@ class StuckPhoto:
     lease_expires_at: datetime | None
     project_id: str
     lease_token: Any = None
+    high: bool = False  # the project's priority: its message goes to the high queue
 
 
 def live_photo_ids(client: Any) -> set[str]:
-    """Ids of photos named by a live `photo-analyze` message: waiting, delayed or in flight."""
-    return live_message_ids(client, PHOTO_QUEUE)
+    """Ids of photos named by a live message of either photo queue: waiting, delayed or in
+    flight (a photo deferred for a provider slot has its delayed message)."""
+    ids: set[str] = set()
+    for queue in PHOTO_QUEUES:
+        ids |= live_message_ids(client, queue)
+    return ids
 
 
 def photos_stuck(
@@ -68,15 +73,19 @@ def photos_stuck(
             "project_id",
             "lease_token",
             "lease_owner",
+            "project__priority",
         )
     )
     stuck = []
-    for photo_id, status, queued_at, expires, project_id, token, owner in rows.iterator():
+    for photo_id, status, queued_at, expires, project_id, token, owner, priority in rows.iterator():
         if str(photo_id) in live:
             continue
         if status == Photo.Status.PROCESSING and owner in alive and expires and expires > now:
             continue  # a live worker is on it
-        stuck.append(StuckPhoto(str(photo_id), status, queued_at, expires, str(project_id), token))
+        high = priority == Project.Priority.HIGH
+        stuck.append(
+            StuckPhoto(str(photo_id), status, queued_at, expires, str(project_id), token, high)
+        )
         if limit is not None and len(stuck) >= limit:
             break
     return stuck
@@ -89,6 +98,7 @@ def photo_relay(*, photo: StuckPhoto) -> bool:
         status=photo.status,
         queued_at=photo.queued_at,
         lease_token=photo.lease_token,
+        high=photo.high,
     )
 
 
