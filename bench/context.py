@@ -12,6 +12,10 @@ from typing import Any
 
 from bench.infra import ROOT, Children, Database, cpu_seconds, machine_load, tree_cpu_seconds
 
+#: The quotas section's worker configurations: name → processes of each `rundramatiq` group (one
+#: group a host).
+QUOTA_CONFIGS: dict[str, tuple[int, ...]] = {"2": (2,), "4": (4,), "2x2": (2, 2)}
+
 
 @dataclass
 class Options:
@@ -24,6 +28,9 @@ class Options:
     worker_threads: int = 8  # the Procfile's WORKER_THREADS
     update_docs: bool = True
     keep_logs: bool = False
+    quota_configs: tuple[str, ...] = tuple(QUOTA_CONFIGS)
+    quota_latency_ms: int = 1300  # the fake provider's median latency in the quotas section
+    quota_latency_p95_ms: int = 2000
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.quota_rows import rows as quota_rows
 from bench.table import Row, Target, cpu, num, pct, ratio
 
 
@@ -26,7 +27,8 @@ class Builder:
         self.rows.append(row)
 
     def build(self) -> None:
-        for name in ("floors", "api", "worker", "scaling", "inventory", "preflight", "dashboard"):
+        sections = ("floors", "api", "worker", "scaling", "inventory", "preflight", "dashboard")
+        for name in (*sections, "quotas"):
             section = self.results.get(name)
             if section is None:
                 continue
@@ -265,7 +267,11 @@ class Builder:
                     else None,
                 )
 
-    # -- 6–8 -------------------------------------------------------------------------------
+    # -- 6–9 -------------------------------------------------------------------------------
+
+    def _quotas(self, quotas: dict[str, Any]) -> None:
+        for row, target in quota_rows(quotas):
+            self.add(row, target)
 
     def _inventory(self, inventory: dict[str, Any]) -> None:
         # Issue 12: a 10,000-photo project (200 rooms, 20 lines each) syncs in 500 ms.

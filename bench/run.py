@@ -25,10 +25,19 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench.context import Bench, Options
+from bench.context import QUOTA_CONFIGS, Bench, Options
 from bench.infra import ROOT, Children, Database, redis_start, with_database
 
-SECTIONS = ("floors", "preflight", "api", "worker", "scaling", "inventory", "dashboard")
+SECTIONS = (
+    "floors",
+    "preflight",
+    "api",
+    "worker",
+    "scaling",
+    "inventory",
+    "dashboard",
+    "quotas",
+)
 RESULTS = ROOT / "bench" / "results"
 # Settings that would point the bench's processes at something else than what it started.
 FOREIGN = (
@@ -60,6 +69,18 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument("--web-threads", type=int, default=4)
     parser.add_argument("--worker-processes", type=int, default=2)
     parser.add_argument("--worker-threads", type=int, default=8)
+    parser.add_argument(
+        "--quota-configs",
+        default="2,4,2x2",
+        help="quotas: worker configurations, comma-separated among 2 (processes), 4 (on one "
+        "host), 2x2 (two rundramatiq groups, as two hosts) (default: all three)",
+    )
+    parser.add_argument(
+        "--quota-latency-ms", type=int, default=1300, help="quotas: provider latency median"
+    )
+    parser.add_argument(
+        "--quota-latency-p95-ms", type=int, default=2000, help="quotas: provider latency P95"
+    )
     parser.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
     parser.add_argument("--keep-logs", action="store_true", help="copy the processes' logs")
     args = parser.parse_args(argv)
@@ -67,6 +88,9 @@ def parse(argv: list[str] | None) -> Options:
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    quota_configs = tuple(c for c in args.quota_configs.split(",") if c)
+    if not quota_configs or set(quota_configs) - set(QUOTA_CONFIGS):
+        parser.error(f"--quota-configs must be among {','.join(QUOTA_CONFIGS)}")
     return Options(
         quick=args.quick,
         sections=tuple(s for s in SECTIONS if s in sections),
@@ -76,6 +100,9 @@ def parse(argv: list[str] | None) -> Options:
         worker_threads=args.worker_threads,
         update_docs=not args.no_docs and not args.quick and not args.only,
         keep_logs=args.keep_logs,
+        quota_configs=quota_configs,
+        quota_latency_ms=args.quota_latency_ms,
+        quota_latency_p95_ms=args.quota_latency_p95_ms,
     )
 
 
@@ -139,7 +166,7 @@ def _setup_django(bench: Bench) -> None:
 
 
 def _sections() -> dict[str, Callable[[Bench], dict[str, Any]]]:
-    from bench import api, dashboard, floors, inventory, preflight, worker
+    from bench import api, dashboard, floors, inventory, preflight, quotas, worker
 
     return {
         "floors": floors.measure,
@@ -149,6 +176,7 @@ def _sections() -> dict[str, Callable[[Bench], dict[str, Any]]]:
         "scaling": worker.scaling,
         "inventory": inventory.run,
         "dashboard": dashboard.run,
+        "quotas": quotas.run,
     }
 
 

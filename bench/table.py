@@ -3,6 +3,7 @@ Markdown the rows make (bench/rows.py decides which rows each section contribute
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ class Target:
     def verdict(self) -> str:
         if self.value is None:
             return "not measured"
+        if math.isinf(self.value):
+            return "**missed** (not every photo finished)"
         share = self.value / self.limit if self.limit else float("inf")
         if self.met:
             if self.at_most:

@@ -25,6 +25,12 @@ Latency is constant (`latency_ms`), or log-normal when `latency_p95_ms` is given
 `POST /latency` with `{"latency_ms": ..., "latency_p95_ms": ...}` switches the latency model of a
 running server (benchmarks reuse one server, and the workers connected to it, for both models).
 
+Rate limits (`rpm`, `itpm`, `otpm`; OpenAI's `tpm`; `limit_window_s`) are enforced as the
+providers do (tests/fakeai_limits.py): token buckets, a 429 with `retry-after` and the provider's
+error body beyond them, the providers' rate-limit headers on every answer. `calls()` (over HTTP:
+`GET /calls`) says when each call arrived, admitted or refused; `POST /reset` zeroes the counts
+and fills the buckets again (benchmarks reuse one server for several runs).
+
 In-process: `with running_fake_ai(latency_ms=5) as server: ...`.
 As its own process: `python -m tests.fakeai --port 0 --fault-rate 0.2` prints the port it listens
 on, then serves until SIGTERM or Ctrl-C (`--help` lists the options).
@@ -55,9 +61,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ai_engine.types import ROOM_TYPES
+from tests.fakeai_limits import (
+    ANTHROPIC,
+    OPENAI,
+    Admission,
+    ProviderLimiter,
+    RateLimits,
+    anthropic_image_tokens,
+    openai_image_tokens,
+)
 
-ANTHROPIC = "anthropic"
-OPENAI = "openai"
 #: The model ids the tests name, current ones: tests/test_models.py checks that the installed SDKs
 #: list each (and do not mark it deprecated) and that genai-prices prices it. The dated ids are
 #: snapshots, as the APIs name the model in their answers.
@@ -288,6 +301,33 @@ def _answer_for(
     return {"room_type": answer["room_type"]} if malformed else answer
 
 
+def _max_output_tokens(body: dict[str, Any]) -> int:
+    """The output a request may use, which the limits reserve when it starts."""
+    for key in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+        value = body.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 0
+
+
+def _output_tokens(payload: Any) -> int:
+    """The output tokens an answer used (0 for an error)."""
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    if not isinstance(usage, dict):
+        return 0
+    return int(usage.get("output_tokens") or usage.get("completion_tokens") or 0)
+
+
+def _image_detail(body: dict[str, Any]) -> str:
+    """The `detail` of an OpenAI image part ("auto" when not said)."""
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "image_url":
+                return str((block.get("image_url") or {}).get("detail") or "auto")
+    return "auto"
+
+
 class FakeAiServer:
     """The server. Thread-safe: handlers run on their own threads, tests script from theirs."""
 
@@ -311,6 +351,11 @@ class FakeAiServer:
         retry_after: str = "1",
         malformed_widths: Collection[int] = (),
         record: bool = True,
+        rpm: int | None = None,
+        itpm: int | None = None,
+        otpm: int | None = None,
+        tpm: int | None = None,
+        limit_window_s: float = 60.0,
     ) -> None:
         unknown = set(fault_kinds) - set(FAULT_KINDS)
         if unknown or not fault_kinds:
@@ -349,6 +394,16 @@ class FakeAiServer:
         #: read them and thousands of ~0.5 MB bodies (benchmarks) would only fill its memory.
         self.record = record
         self._stopping = threading.Event()
+        #: Rate limits as the providers enforce them (tests/fakeai_limits.py), each provider its
+        #: own buckets; with none set, every request is admitted and no limit header is sent.
+        self.rate_limits = RateLimits(rpm, itpm, otpm, tpm, limit_window_s)
+        self._limiters = {
+            provider: ProviderLimiter(provider, self.rate_limits)
+            for provider in (ANTHROPIC, OPENAI)
+            if self.rate_limits.any
+        }
+        #: When each provider call arrived (wall clock), admitted or refused by the limits.
+        self._calls: dict[str, list[float]] = {"accepted": [], "rejected": []}
         self._connections: set[socket.socket] = set()
         self._httpd = _Server((host, port), _Handler)
         self._httpd.fake = self
@@ -432,17 +487,30 @@ class FakeAiServer:
             self._scripts.extend([entry] * times)
 
     def reset(self) -> None:
-        """Forget scripted answers, recorded requests and counts."""
+        """Forget scripted answers, recorded requests, counts and calls; fill the rate-limit
+        buckets again."""
         with self._lock:
             self._scripts.clear()
             self._requests.clear()
             self._stats.clear()
+            for values in self._calls.values():
+                values.clear()
+        for limiter in self._limiters.values():
+            limiter.reset()
+
+    def calls(self) -> dict[str, list[float]]:
+        """When each provider call arrived (Unix time), `accepted` within the rate limits or
+        `rejected` with a 429 (over HTTP: `GET /calls`)."""
+        with self._lock:
+            return {name: list(values) for name, values in self._calls.items()}
 
     def stats(self) -> dict[str, int]:
         """What was served, counted: `requests` and `requests:<tool>`; `fault:<kind>` for random
         faults; `scripted:<status>`; `ok:<tool>` for good answers sent in time and
         `malformed:<tool>` for broken ones; `undelivered` for answers whose client had gone;
-        `request_bytes`, the bodies received (provider paths)."""
+        `request_bytes`, the bodies received (provider paths); with rate limits, `accepted` and
+        `rate_limited` (and `rate_limited:<limit>`: requests, input_tokens, output_tokens,
+        tokens) for the calls admitted and refused."""
         with self._lock:
             return dict(self._stats)
 
@@ -504,7 +572,33 @@ class FakeAiServer:
         return draw / 1000
 
     def respond(self, provider: str | None, body: Any) -> tuple[int, dict[str, str], Any]:
-        """Status, headers and JSON body for one request."""
+        """Status, headers and JSON body for one request: refused at once beyond the rate
+        limits, as the providers do, else answered after the latency."""
+        limiter = self._limiters.get(provider or "")
+        if limiter is None or not isinstance(body, dict):
+            return self._answer(provider, body)
+        admission = limiter.admit(
+            cost_in=self._tokens_in(body, limiter.provider), max_out=_max_output_tokens(body)
+        )
+        self._note_call(admission)
+        if not admission.accepted:
+            headers, message = limiter.rejection(admission, model=str(body.get("model") or ""))
+            if limiter.provider == ANTHROPIC:
+                return 429, headers, anthropic_error("rate_limit_error", message)
+            return 429, headers, openai_error(message, admission.limit, "rate_limit_exceeded")
+        status, headers, payload = self._answer(provider, body)
+        limiter.settle(admission, tokens_out=_output_tokens(payload))
+        return status, limiter.headers() | headers, payload
+
+    def _note_call(self, admission: Admission) -> None:
+        with self._lock:
+            self._calls["accepted" if admission.accepted else "rejected"].append(time.time())
+            if admission.accepted:
+                self._stats["accepted"] += 1
+            else:
+                self._stats.update(("rate_limited", f"rate_limited:{admission.limit}"))
+
+    def _answer(self, provider: str | None, body: Any) -> tuple[int, dict[str, str], Any]:
         self._sleep(self.latency_s())
         entry = self._next(provider) or Scripted()
         tool = tool_of(body)
@@ -554,14 +648,19 @@ class FakeAiServer:
             message["stop_reason"] = "max_tokens"
         return message
 
-    def _tokens_in(self, request: dict[str, Any]) -> int:
-        """The input tokens an answer reports: `tokens_in`, or with None an estimate from the
-        request, as the providers count: the image's pixels ÷ 750 (Anthropic's published rule)
-        and ~4 characters of text (prompt, schema) a token."""
+    def _tokens_in(self, request: dict[str, Any], provider: str = ANTHROPIC) -> int:
+        """The input tokens an answer reports (and the rate limits count): `tokens_in`, or with
+        None an estimate from the request, as the providers count: the image by the provider's
+        published rule (Anthropic: pixels ÷ 750 after its downscaling; OpenAI: 512 px tiles) and
+        ~4 characters of text (prompt, schema) a token."""
         if self.tokens_in is not None:
             return self.tokens_in
         size = image_size(image_b64_of(request))
-        image_tokens = math.ceil(size[0] * size[1] / 750) if size else 0
+        image_tokens = 0
+        if size and provider == OPENAI:
+            image_tokens = openai_image_tokens(*size, detail=_image_detail(request))
+        elif size:
+            image_tokens = anthropic_image_tokens(*size)
         text = json.dumps({key: value for key, value in request.items() if key != "messages"})
         for message in request.get("messages") or []:
             for block in message.get("content") or []:
@@ -641,9 +740,9 @@ class FakeAiServer:
                 }
             ],
             "usage": {
-                "prompt_tokens": self._tokens_in(request) + self.cache_read_tokens,
+                "prompt_tokens": self._tokens_in(request, OPENAI) + self.cache_read_tokens,
                 "completion_tokens": self._tokens_out(answer),
-                "total_tokens": self._tokens_in(request)
+                "total_tokens": self._tokens_in(request, OPENAI)
                 + self.cache_read_tokens
                 + self._tokens_out(answer),
                 "prompt_tokens_details": {"cached_tokens": self.cache_read_tokens},
@@ -691,6 +790,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, {}, {"status": "ok"})
         elif self.path == "/stats":
             self._send(200, {}, self.server.fake.stats())
+        elif self.path == "/calls":
+            self._send(200, {}, self.server.fake.calls())
         else:
             self._send(404, {}, openai_error("unknown path", "invalid_request_error"))
 
@@ -704,6 +805,10 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/latency":  # benchmarks switch a running server's latency model
             self._set_latency(body)
+            return
+        if path == "/reset":  # benchmarks start each run with zero counts and full buckets
+            self.server.fake.reset()
+            self._send(200, {}, {"reset": True})
             return
         provider = ANTHROPIC if path == ANTHROPIC_PATH else None
         if path.endswith("/chat/completions"):
@@ -801,6 +906,21 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="answers about images this many pixels wide break the schema (repeatable)",
     )
+    for name, what in (
+        ("rpm", "requests"),
+        ("itpm", "input tokens (Anthropic)"),
+        ("otpm", "output tokens (Anthropic)"),
+        ("tpm", "tokens, input + max output (OpenAI)"),
+    ):
+        parser.add_argument(
+            f"--{name}", type=int, default=None, help=f"rate limit: {what} per window"
+        )
+    parser.add_argument(
+        "--limit-window-s",
+        type=float,
+        default=60.0,
+        help="the rate limits' window: their buckets refill in this long (default 60)",
+    )
     args = parser.parse_args(argv)
     server = FakeAiServer(
         host=args.host,
@@ -816,7 +936,12 @@ def main(argv: list[str] | None = None) -> None:
         fault_kinds=[kind for kind in args.fault_kinds.split(",") if kind],
         retry_after=args.retry_after,
         malformed_widths=args.malformed_width,
-        record=False,  # only /stats can be read from outside
+        record=False,  # only /stats and /calls can be read from outside
+        rpm=args.rpm,
+        itpm=args.itpm,
+        otpm=args.otpm,
+        tpm=args.tpm,
+        limit_window_s=args.limit_window_s,
     )
 
     def _stop(signum: int, frame: Any) -> None:
