@@ -28,7 +28,16 @@ from typing import Any
 from bench.context import Bench, Options
 from bench.infra import ROOT, Children, Database, redis_start, with_database
 
-SECTIONS = ("floors", "preflight", "api", "worker", "scaling", "inventory", "dashboard")
+SECTIONS = (
+    "floors",
+    "preflight",
+    "api",
+    "worker",
+    "scaling",
+    "inventory",
+    "dashboard",
+    "webhooks",
+)
 RESULTS = ROOT / "bench" / "results"
 # Settings that would point the bench's processes at something else than what it started.
 FOREIGN = (
@@ -45,6 +54,8 @@ FOREIGN = (
     "CACHE_URL",
     "CACHE_KEY_PREFIX",
     "SECRET_KEY_FILE",
+    "WEBHOOK_RETRY_SCHEDULE",
+    "WEBHOOK_TIMEOUT_S",
 )
 
 
@@ -139,7 +150,7 @@ def _setup_django(bench: Bench) -> None:
 
 
 def _sections() -> dict[str, Callable[[Bench], dict[str, Any]]]:
-    from bench import api, dashboard, floors, inventory, preflight, worker
+    from bench import api, dashboard, floors, inventory, preflight, webhooks, worker
 
     return {
         "floors": floors.measure,
@@ -149,6 +160,7 @@ def _sections() -> dict[str, Callable[[Bench], dict[str, Any]]]:
         "scaling": worker.scaling,
         "inventory": inventory.run,
         "dashboard": dashboard.run,
+        "webhooks": webhooks.run,
     }
 
 
