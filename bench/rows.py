@@ -27,8 +27,17 @@ class Builder:
         self.rows.append(row)
 
     def build(self) -> None:
-        sections = ("floors", "api", "worker", "scaling", "inventory", "preflight", "dashboard")
-        for name in (*sections, "quotas"):
+        for name in (
+            "floors",
+            "api",
+            "worker",
+            "scaling",
+            "inventory",
+            "preflight",
+            "dashboard",
+            "webhooks",
+            "quotas",
+        ):
             section = self.results.get(name)
             if section is None:
                 continue
@@ -372,3 +381,84 @@ class Builder:
                 ),
                 Target(f"dashboard page {window}", run["page_ms"]["p50"], 1000, True, " ms"),
             )
+
+    # -- 9 ---------------------------------------------------------------------------------
+
+    def _webhooks(self, webhooks: dict[str, Any]) -> None:
+        latency = webhooks["latency"]
+        done, outbox = latency["from_done_ms"], latency["from_outbox_row_ms"]
+        lag = latency["finisher"]["start_lag_ms"]
+        self.add(
+            Row(
+                "9 webhooks",
+                f"DONE → receiver's 2xx at {latency['rate']} photos/s ({latency['photos']} photos, "
+                f"worker {latency['worker']}, one endpoint; from the photo's processed_at; from "
+                f"the outbox row's created_at P50 / P95 {pct(outbox, 'p50', 'p95')} ms; "
+                f"{latency['non_2xx']} non-2xx; photos finished at "
+                f"{num(latency['finisher']['achieved_rate'])}/s, start lag P95 "
+                f"{num(lag['p95'])} ms; CPU "
+                "ms/delivery: "
+                + ", ".join(f"{k} {v}" for k, v in latency["cpu_ms_per_delivery"].items())
+                + ")",
+                f"P50 / P95 / P99 {pct(done, 'p50', 'p95', 'p99')} ms",
+            )
+        )
+        throughput = webhooks["throughput"]
+        floor = throughput["floor_http"]
+        self.add(
+            Row(
+                "9 webhooks",
+                f"deliveries/s, one worker process ({throughput['worker']}), a backlog of "
+                f"{throughput['deliveries']:,}, receiver answering 200 at once (CPU ms/delivery: "
+                + ", ".join(f"{k} {v}" for k, v in throughput["cpu_ms_per_delivery"].items())
+                + ")",
+                f"{num(throughput['per_s'])} deliveries/s",
+                f"{num(floor['per_s'])} POSTs/s (http.client, {floor['threads']} threads, "
+                "same receiver)",
+                ratio(throughput["per_s"], floor["per_s"]),
+            ),
+            # 50 photos/s with one endpoint each is 50 deliveries/s.
+            Target("webhook deliveries/s, one worker", throughput["per_s"], 50, False, "/s"),
+        )
+        burst = webhooks["burst"]
+        self.add(
+            Row(
+                "9 webhooks",
+                f"burst of {burst['events']:,} events, receiver answering 500 for its first "
+                f"{burst['failing_s']:.0f} s (retry schedule {burst['retry_schedule_s']} s, "
+                f"±10 %; worker {burst['worker']}): delivered; {burst['requests']:,} requests, "
+                f"{burst['answered_500']:,} answered 500, {burst['bad_signatures']} bad "
+                f"signatures; duplicates with the same webhook-id {burst['duplicates_same_id']}",
+                f"{burst['events_delivered']:,} of {burst['events']:,}",
+            ),
+            Target(
+                "burst: events delivered",
+                100 * burst["events_delivered"] / burst["events"],
+                100,
+                False,
+                " %",
+            ),
+        )
+        self.add(
+            Row(
+                "9 webhooks",
+                "burst: events that reached the receiver under two different webhook-ids",
+                f"{burst['events_with_two_ids']} (max {burst['max_ids_per_event']} id per event)",
+            ),
+            Target(
+                "burst: events with one webhook-id",
+                100 * (1 - burst["events_with_two_ids"] / burst["events"]),
+                100,
+                False,
+                " %",
+            ),
+        )
+        self.add(
+            Row(
+                "9 webhooks",
+                "burst: recovery → last delivery (recovery → first 2xx "
+                f"{num(burst['recovery_to_first_2xx_s'])} s: the retry schedule's wait; first → "
+                f"last 2xx {num(burst['first_to_last_2xx_s'])} s)",
+                f"{num(burst['recovery_to_last_2xx_s'])} s",
+            )
+        )

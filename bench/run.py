@@ -37,6 +37,7 @@ SECTIONS = (
     "inventory",
     "dashboard",
     "quotas",
+    "webhooks",
 )
 RESULTS = ROOT / "bench" / "results"
 # Settings that would point the bench's processes at something else than what it started.
@@ -54,6 +55,8 @@ FOREIGN = (
     "CACHE_URL",
     "CACHE_KEY_PREFIX",
     "SECRET_KEY_FILE",
+    "WEBHOOK_RETRY_SCHEDULE",
+    "WEBHOOK_TIMEOUT_S",
 )
 
 
@@ -166,7 +169,7 @@ def _setup_django(bench: Bench) -> None:
 
 
 def _sections() -> dict[str, Callable[[Bench], dict[str, Any]]]:
-    from bench import api, dashboard, floors, inventory, preflight, quotas, worker
+    from bench import api, dashboard, floors, inventory, preflight, quotas, webhooks, worker
 
     return {
         "floors": floors.measure,
@@ -177,6 +180,7 @@ def _sections() -> dict[str, Callable[[Bench], dict[str, Any]]]:
         "inventory": inventory.run,
         "dashboard": dashboard.run,
         "quotas": quotas.run,
+        "webhooks": webhooks.run,
     }
 
 

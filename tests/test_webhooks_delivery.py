@@ -24,10 +24,10 @@ from photos.services.analysis import Outcome, photo_analyze
 from tests.conftest import Queue, flush_namespace
 from tests.factories import make_photo
 from tests.webhook_receiver import Receiver, Reply
-from webhooks.delivery import webhook_deliver
+from webhooks.delivery import webhook_deliver, webhook_resend
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.relay import webhooks_relay
-from webhooks.services import endpoint_create
+from webhooks.services import endpoint_create, webhook_secret_new
 
 pytestmark = pytest.mark.django_db
 Status = WebhookDelivery.Status
@@ -175,6 +175,32 @@ def test_a_failing_receiver_is_retried_with_the_same_webhook_id_until_it_recover
     assert log[0].next_retry_at is not None and log[2].next_retry_at is None
     endpoint.refresh_from_db()
     assert endpoint.failing_since is None  # the success ended the streak
+
+
+def test_the_receiver_checks_each_signature_and_can_answer_by_rule(
+    endpoint: WebhookEndpoint, project: Any, receiver: Receiver, settings: Any
+) -> None:
+    """tests/webhook_receiver.py as the fault suite and the bench use it: an answer decided from
+    the request and those before it (503 to a webhook-id's first attempt), each signature checked
+    against the receiver's secret."""
+    settings.WEBHOOK_RETRY_SCHEDULE = [30.0]
+    receiver.secret = endpoint.secret
+    receiver.decide = lambda request, earlier: Reply(
+        200 if any(hook.webhook_id == request.webhook_id for hook in earlier) else 503
+    )
+    _analyze(make_photo(project=project))
+    delivery = WebhookDelivery.objects.get()
+
+    assert not _deliver(delivery).delivered
+    _due_now(delivery)
+    assert _deliver(delivery).delivered
+    receiver.secret = webhook_secret_new()  # not the endpoint's
+    assert webhook_resend(delivery_ids=[delivery.pk]) == 1
+    assert _deliver(delivery).delivered
+
+    got = [(hook.status, hook.verified, hook.webhook_id) for hook in receiver.snapshot()]
+    webhook_id = delivery.webhook_id
+    assert got == [(503, True, webhook_id), (200, True, webhook_id), (200, False, webhook_id)]
 
 
 def test_retry_after_on_429_and_503_wins_over_the_schedule(

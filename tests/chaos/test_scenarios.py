@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
-from standardwebhooks import Webhook, WebhookVerificationError
 
 from infra.broker import PHOTO_QUEUE, WEBHOOK_QUEUE, held_message_ids, queue_keys
 from tests.chaos.conftest import record_line
@@ -36,6 +31,7 @@ from tests.chaos.invariants import (
     metric_counts,
     provider_extra,
 )
+from tests.webhook_receiver import Received, Receiver, Reply
 
 pytestmark = pytest.mark.chaos
 
@@ -478,85 +474,29 @@ def test_two_processes_of_64_threads_with_a_slow_provider(stack: MakeStack) -> N
 # -- 9. webhooks through a Redis restart and a killed worker -----------------------------------
 
 
-@dataclass
-class Hook:
-    """One request the receiver got: its `webhook-id`, the photo it is about, how it answered."""
-
-    webhook_id: str
-    photo_id: str | None
-    event_type: str | None
-    verified: bool
-    status: int
-    at: float
+def first_attempt_refused(request: Received, earlier: list[Received]) -> Reply:
+    """Scenario 9's receiver: the first attempt of each `webhook-id` is answered 503, so that every
+    delivery also goes through a retry (a delayed message in Redis); later attempts get 200, and a
+    request whose signature does not verify 400."""
+    if not request.verified:
+        return Reply(400)
+    seen = any(hook.webhook_id == request.webhook_id for hook in earlier)
+    return Reply(200 if seen else 503)
 
 
-class SignedReceiver:
-    """A webhook receiver in the test process (threaded, on 127.0.0.1): verifies the signature
-    of every request with the endpoint's secret and records it. The first attempt of each
-    `webhook-id` is answered 503, so that every delivery also goes through a retry (a delayed
-    message in Redis); later attempts get 200."""
+def photo_of(hook: Received) -> str | None:
+    photo = (hook.payload().get("data") or {}).get("photo") or {}
+    return photo.get("id")
 
-    def __init__(self) -> None:
-        self.secret = ""
-        self.hooks: list[Hook] = []
-        self._lock = threading.Lock()
-        receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                webhook_id = headers.get("webhook-id", "")
-                try:
-                    payload = Webhook(receiver.secret).verify(body, headers)
-                    verified = True
-                except WebhookVerificationError:
-                    payload, verified = json.loads(body or b"{}"), False
-                photo = (payload.get("data") or {}).get("photo") or {}
-                with receiver._lock:
-                    seen = any(hook.webhook_id == webhook_id for hook in receiver.hooks)
-                    status = 200 if seen and verified else 503 if verified else 400
-                    receiver.hooks.append(
-                        Hook(
-                            webhook_id,
-                            photo.get("id"),
-                            payload.get("type"),
-                            verified,
-                            status,
-                            time.time(),
-                        )
-                    )
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hook"
-
-    def snapshot(self) -> list[Hook]:
-        with self._lock:
-            return list(self.hooks)
-
-    def delivered(self) -> dict[str, list[Hook]]:
-        """photo id -> the photo.done requests about it that were answered 2xx."""
-        got: dict[str, list[Hook]] = {}
-        for hook in self.snapshot():
-            if hook.event_type == "photo.done" and hook.status == 200 and hook.photo_id:
-                got.setdefault(hook.photo_id, []).append(hook)
-        return got
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def delivered(hooks: list[Received]) -> dict[str, list[Received]]:
+    """photo id -> the photo.done requests about it that were answered 2xx."""
+    got: dict[str, list[Received]] = {}
+    for hook in hooks:
+        photo_id = photo_of(hook)
+        if hook.ok and photo_id and hook.payload().get("type") == "photo.done":
+            got.setdefault(photo_id, []).append(hook)
+    return got
 
 
 def owed_webhook_messages(s: Stack) -> int:
@@ -578,7 +518,7 @@ def test_webhooks_through_a_redis_restart_and_a_killed_worker(stack: MakeStack) 
         WEBHOOK_RETRY_SCHEDULE="1,2,4,8",
         WEBHOOK_TIMEOUT_S="3",  # the lease of an attempt a killed worker held: 3 + 20 s
     )
-    receiver = SignedReceiver()
+    receiver = Receiver(decide=first_attempt_refused)
     try:
         api = s.start_web()
         groups = [s.start_workers(threads=4), s.start_workers(threads=4)]
@@ -613,13 +553,13 @@ def test_webhooks_through_a_redis_restart_and_a_killed_worker(stack: MakeStack) 
         s.start_workers(threads=4)  # the platform restarts the dyno
 
         def all_delivered() -> bool:
-            got = receiver.delivered()
+            got = delivered(receiver.snapshot())
             return s.settled() and all(photo_id in got for photo_id in accepted)
 
         with contextlib.suppress(TimeoutError):
             wait_until(all_delivered, timeout=120, what="every photo.done", interval=0.5)
-        got = receiver.delivered()
-        last_at = max((hooks[0].at for hooks in got.values()), default=time.time())
+        got = delivered(receiver.snapshot())
+        last_at = max((hooks[0].wall for hooks in got.values()), default=time.time())
         # The row is marked DELIVERED just after the 200: give the last ones a moment.
         with contextlib.suppress(TimeoutError):
             wait_until(
@@ -637,13 +577,14 @@ def test_webhooks_through_a_redis_restart_and_a_killed_worker(stack: MakeStack) 
     finally:
         receiver.close()
 
-    got = receiver.delivered()
+    got = delivered(hooks)
     missing = [photo_id for photo_id in accepted if photo_id not in got]
     unverified = [hook for hook in hooks if not hook.verified]
     ids_per_photo: dict[str, set[str]] = {}
     for hook in hooks:
-        if hook.photo_id:
-            ids_per_photo.setdefault(hook.photo_id, set()).add(hook.webhook_id)
+        photo_id = photo_of(hook)
+        if photo_id:
+            ids_per_photo.setdefault(photo_id, set()).add(hook.webhook_id)
     two_ids = {photo: ids for photo, ids in ids_per_photo.items() if len(ids) > 1}
     duplicates = sum(len(photo_hooks) - 1 for photo_hooks in got.values())
     rows = s.sql(
