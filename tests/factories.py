@@ -73,3 +73,19 @@ def make_photo(
         enqueue=enqueue,
     )
     return photo
+
+
+def analysis_item(key: str, quantity: int, volume: float, **fields: Any) -> dict[str, Any]:
+    """One item of a photo's `analysis`, as the pipeline stores it (tests of inventories)."""
+    return {
+        "key": key,
+        "name": fields.pop("name", key.replace("_", " ")),
+        "category": "furniture",
+        "quantity": quantity,
+        "volume_m3": volume,
+        "volumeSource": "catalogue",
+        "confidence": 0.9,
+        "fragile": False,
+        "dismantle": False,
+        **fields,
+    }

@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 from inventory.models import InventorySnapshot
 from inventory.services import inventory_sync
 from photos.models import Photo, Project
-from tests.factories import make_photo, make_project, make_token, make_user
+from tests.factories import analysis_item, make_photo, make_project, make_token, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -39,21 +39,6 @@ def _back_to_the_default_language() -> Iterator[None]:
     # LocaleMiddleware activates a language in this thread; later tests must not inherit it.
     yield
     translation.deactivate()
-
-
-def _item(key: str, quantity: int, volume: float, **fields: Any) -> dict[str, Any]:
-    return {
-        "key": key,
-        "name": fields.pop("name", key.replace("_", " ")),
-        "category": "furniture",
-        "quantity": quantity,
-        "volume_m3": volume,
-        "volumeSource": "catalogue",
-        "confidence": 0.9,
-        "fragile": False,
-        "dismantle": False,
-        **fields,
-    }
 
 
 def _done(project: Project, items: list[dict[str, Any]], *, room: str, room_type: str) -> Photo:
@@ -87,21 +72,25 @@ def snapshot(owner: Any) -> InventorySnapshot:
     Cyrillic, two unlabelled bedrooms; catalogue items, an item the catalogue lacks (named in
     Chinese), fragile and to-dismantle lines."""
     project = make_project(owner=owner, name=NAME)
-    sofa = _item("sofa_3_seat", 1, 2.0)
-    table = _item("coffee_table", 1, 0.4, fragile=True)
+    sofa = analysis_item("sofa_3_seat", 1, 2.0)
+    table = analysis_item("coffee_table", 1, 0.4, fragile=True)
     _done(project, [sofa, table], room="Salon", room_type="living_room")
     _done(project, [sofa], room="Salon", room_type="living_room")
     _done(
         project,
         [
-            _item("wardrobe_2_door", 2, 4.0, dismantle=True),
-            _item("ming_vase", 3, 0.06, name=CJK, fragile=True, volumeSource="model"),
+            analysis_item("wardrobe_2_door", 2, 4.0, dismantle=True),
+            analysis_item("ming_vase", 3, 0.06, name=CJK, fragile=True, volumeSource="model"),
         ],
         room=CYRILLIC,
         room_type="bedroom",
     )
-    _done(project, [_item("single_bed", 1, 1.0, dismantle=True)], room="", room_type="bedroom")
-    _done(project, [_item("single_bed", 2, 2.0, dismantle=True)], room="", room_type="bedroom")
+    _done(
+        project, [analysis_item("single_bed", 1, 1.0, dismantle=True)], room="", room_type="bedroom"
+    )
+    _done(
+        project, [analysis_item("single_bed", 2, 2.0, dismantle=True)], room="", room_type="bedroom"
+    )
     result = inventory_sync(project_id=project.pk)
     assert result is not None
     return result
@@ -208,7 +197,7 @@ def test_a_long_sheet_runs_over_pages_with_the_headings_and_page_numbers(
 ) -> None:
     project = make_project(owner=owner, name="Big move")
     for number in range(30):
-        items = [_item(f"box_{number}_{i}", i + 1, 0.1 * (i + 1)) for i in range(4)]
+        items = [analysis_item(f"box_{number}_{i}", i + 1, 0.1 * (i + 1)) for i in range(4)]
         _done(project, items, room=f"Room {number}", room_type="other")
     snapshot = inventory_sync(project_id=project.pk)
     assert snapshot is not None
@@ -228,7 +217,7 @@ def test_a_long_sheet_runs_over_pages_with_the_headings_and_page_numbers(
 
 def test_a_room_longer_than_a_page_is_named_again_on_the_next(api: APIClient, owner: Any) -> None:
     project = make_project(owner=owner, name="Library")
-    books = [_item(f"box_of_books_{i}", 1, 0.1) for i in range(90)]
+    books = [analysis_item(f"box_of_books_{i}", 1, 0.1) for i in range(90)]
     _done(project, books, room="Bibliothèque", room_type="office")
     snapshot = inventory_sync(project_id=project.pk)
     assert snapshot is not None
@@ -251,7 +240,7 @@ def test_the_page_count_placeholder_of_the_pdf_library_stays_text_in_a_name(
     api: APIClient, owner: Any
 ) -> None:
     project = make_project(owner=owner, name="Move {nb}")
-    _done(project, [_item("chair", 1, 0.3)], room="Kitchen {nb}", room_type="kitchen")
+    _done(project, [analysis_item("chair", 1, 0.3)], room="Kitchen {nb}", room_type="kitchen")
     snapshot = inventory_sync(project_id=project.pk)
     assert snapshot is not None
 
@@ -368,7 +357,7 @@ def test_free_text_that_looks_like_a_formula_stays_text_in_the_csv(
 ) -> None:
     project = make_project(owner=owner, name="=1+1")
     link = '=HYPERLINK("http://example.com","x")'
-    _done(project, [_item("thing", 1, 0.2, name="@SUM(A1)")], room=link, room_type="other")
+    _done(project, [analysis_item("thing", 1, 0.2, name="@SUM(A1)")], room=link, room_type="other")
     snapshot = inventory_sync(project_id=project.pk)
     assert snapshot is not None
 
@@ -386,7 +375,7 @@ def test_a_sheet_costs_the_same_queries_whatever_its_size(
     fmt: str, api: APIClient, snapshot: InventorySnapshot, owner: Any
 ) -> None:
     small = make_project(owner=owner, name="Small")
-    _done(small, [_item("chair", 1, 0.3)], room="", room_type="kitchen")
+    _done(small, [analysis_item("chair", 1, 0.3)], room="", room_type="kitchen")
     small_snapshot = inventory_sync(project_id=small.pk)
     assert small_snapshot is not None
     counts = []

@@ -14,7 +14,7 @@ from inventory.lines import SQLITE_UUID_TEXT
 from inventory.models import InventorySnapshot
 from inventory.services import inventory_sync
 from photos.models import Photo, Project
-from tests.factories import make_photo, make_project
+from tests.factories import analysis_item, make_photo, make_project
 
 pytestmark = pytest.mark.django_db
 
@@ -31,21 +31,6 @@ LINE_FIELDS = {
     "source",
     "corrected",
 }
-
-
-def _item(key: str, quantity: int, volume: float, **fields: Any) -> dict[str, Any]:
-    return {
-        "key": key,
-        "name": fields.pop("name", key.replace("_", " ")),
-        "category": "furniture",
-        "quantity": quantity,
-        "volume_m3": volume,
-        "volumeSource": "catalogue",
-        "confidence": 0.9,
-        "fragile": False,
-        "dismantle": False,
-        **fields,
-    }
 
 
 def _done(
@@ -78,9 +63,17 @@ def _lines(snapshot: InventorySnapshot | None, room: int = 0) -> dict[str, dict[
 def test_three_photos_of_one_labelled_room_showing_one_sofa_give_one_sofa() -> None:
     project = make_project()
     photos = [
-        _done(project, [_item("sofa_3_seat", 1, 2.0), _item("chair", 2, 0.6)], room="Salon"),
-        _done(project, [_item("sofa_3_seat", 1, 2.0), _item("chair", 4, 1.2)], room="salon "),
-        _done(project, [_item("sofa_3_seat", 1, 2.0)], room="SALON"),
+        _done(
+            project,
+            [analysis_item("sofa_3_seat", 1, 2.0), analysis_item("chair", 2, 0.6)],
+            room="Salon",
+        ),
+        _done(
+            project,
+            [analysis_item("sofa_3_seat", 1, 2.0), analysis_item("chair", 4, 1.2)],
+            room="salon ",
+        ),
+        _done(project, [analysis_item("sofa_3_seat", 1, 2.0)], room="SALON"),
     ]
 
     snapshot = inventory_sync(project_id=project.pk)
@@ -112,8 +105,8 @@ def test_three_photos_of_one_labelled_room_showing_one_sofa_give_one_sofa() -> N
 def test_one_photo_counts_each_of_its_items_lines(settings: Any) -> None:
     # Two lines of one key in one photo are one photo's quantity (their sum), before the merge.
     project = make_project()
-    _done(project, [_item("chair", 2, 0.6), _item("chair", 1, 0.3)], room="Cuisine")
-    _done(project, [_item("chair", 2, 0.6)], room="Cuisine")
+    _done(project, [analysis_item("chair", 2, 0.6), analysis_item("chair", 1, 0.3)], room="Cuisine")
+    _done(project, [analysis_item("chair", 2, 0.6)], room="Cuisine")
 
     assert _lines(inventory_sync(project_id=project.pk))["chair"]["quantity"] == 3
 
@@ -121,8 +114,8 @@ def test_one_photo_counts_each_of_its_items_lines(settings: Any) -> None:
 def test_merge_sum_adds_the_photos_quantities(settings: Any) -> None:
     settings.INVENTORY_MERGE = "sum"
     project = make_project()
-    _done(project, [_item("chair", 2, 0.6)], room="Salon")
-    _done(project, [_item("chair", 4, 1.2)], room="Salon")
+    _done(project, [analysis_item("chair", 2, 0.6)], room="Salon")
+    _done(project, [analysis_item("chair", 4, 1.2)], room="Salon")
 
     line = _lines(inventory_sync(project_id=project.pk))["chair"]
 
@@ -132,7 +125,7 @@ def test_merge_sum_adds_the_photos_quantities(settings: Any) -> None:
 def test_volumes_come_from_the_catalogue_times_the_quantity() -> None:
     # The photo's own figure (an old catalogue, say) is not the line's: the catalogue is.
     project = make_project()
-    _done(project, [_item("wardrobe_2_door", 2, 9.99, dismantle=True)], room="Chambre 1")
+    _done(project, [analysis_item("wardrobe_2_door", 2, 9.99, dismantle=True)], room="Chambre 1")
 
     line = _lines(inventory_sync(project_id=project.pk))["wardrobe_2_door"]
 
@@ -144,14 +137,14 @@ def test_items_the_catalogue_lacks_merge_by_name_with_the_models_volume() -> Non
     project = make_project()
     first = _done(
         project,
-        [_item("other", 1, 3.0, name="Piano à queue", fragile=True, volumeSource="model")],
+        [analysis_item("other", 1, 3.0, name="Piano à queue", fragile=True, volumeSource="model")],
         room="Salon",
     )
     second = _done(
         project,
         [
-            _item("other", 1, 3.0, name="  piano   à QUEUE ", volumeSource="model"),
-            _item("other", 2, 0.5, name="Plant", volumeSource="model"),
+            analysis_item("other", 1, 3.0, name="  piano   à QUEUE ", volumeSource="model"),
+            analysis_item("other", 2, 0.5, name="Plant", volumeSource="model"),
         ],
         room="Salon",
     )
@@ -170,10 +163,10 @@ def test_items_the_catalogue_lacks_merge_by_name_with_the_models_volume() -> Non
 
 def test_rooms_keep_their_lines_apart() -> None:
     project = make_project()
-    _done(project, [_item("chair", 2, 0.6)], room="Cuisine")
-    _done(project, [_item("chair", 3, 0.9)], room="Salon")
-    alone = _done(project, [_item("chair", 5, 1.5)])
-    _done(make_project(), [_item("chair", 9, 2.7)], room="Salon")  # another project
+    _done(project, [analysis_item("chair", 2, 0.6)], room="Cuisine")
+    _done(project, [analysis_item("chair", 3, 0.9)], room="Salon")
+    alone = _done(project, [analysis_item("chair", 5, 1.5)])
+    _done(make_project(), [analysis_item("chair", 9, 2.7)], room="Salon")  # another project
 
     snapshot = inventory_sync(project_id=project.pk)
 
@@ -190,9 +183,15 @@ def test_unlabelled_photos_keep_the_old_totals() -> None:
     # Each photo a room of its own: the totals are the photos' sums, as before item lines.
     project = make_project()
     photos = [
-        _done(project, [_item("sofa_3_seat", 1, 2.0), _item("chair", 4, 1.2)], room_type="bedroom"),
         _done(
-            project, [_item("sofa_3_seat", 1, 2.0), _item("carton", 12, 0.72)], room_type="bedroom"
+            project,
+            [analysis_item("sofa_3_seat", 1, 2.0), analysis_item("chair", 4, 1.2)],
+            room_type="bedroom",
+        ),
+        _done(
+            project,
+            [analysis_item("sofa_3_seat", 1, 2.0), analysis_item("carton", 12, 0.72)],
+            room_type="bedroom",
         ),
         _done(project, [], room_type="bedroom"),
     ]
@@ -209,7 +208,7 @@ def test_unlabelled_photos_keep_the_old_totals() -> None:
 
 
 def test_the_api_serves_the_lines(api: APIClient, project: Project) -> None:
-    photo = _done(project, [_item("mirror", 1, 0.1, fragile=True)], room="Entrée")
+    photo = _done(project, [analysis_item("mirror", 1, 0.1, fragile=True)], room="Entrée")
     inventory_sync(project_id=project.pk)
 
     body = api.get(f"/api/projects/{project.pk}/inventory").json()
@@ -261,8 +260,8 @@ def test_the_schema_describes_the_lines(api: APIClient) -> None:
 
 
 def test_inventory_ids_are_the_photo_apis_ids(api: APIClient, project: Project) -> None:
-    labelled = _done(project, [_item("chair", 1, 0.3)], room="Salon")
-    alone = _done(project, [_item("desk", 1, 1.0)])
+    labelled = _done(project, [analysis_item("chair", 1, 0.3)], room="Salon")
+    alone = _done(project, [analysis_item("desk", 1, 1.0)])
     inventory_sync(project_id=project.pk)
 
     body = api.get(f"/api/projects/{project.pk}/inventory").json()
