@@ -18,8 +18,8 @@ from inventory.accuracy import Accuracy, inventory_accuracy
 from inventory.corrections import correction_create
 from inventory.models import InventoryCorrection
 from photos.models import Photo, Project
-from tests.factories import make_project, make_user
-from tests.test_inventory_lines import _done, _item
+from tests.factories import analysis_item, make_project, make_user
+from tests.test_inventory_lines import _done
 
 pytestmark = pytest.mark.django_db
 
@@ -47,26 +47,28 @@ def known() -> None:
     """Model A: three corrected rooms; model B: two, one of them emptied. Volumes in m³."""
     first, second, old = make_project(), make_project(), make_project()
     # Salon, AI 2.6 (sofa 2.0, two chairs 0.6): four chairs (3.2), a missed fridge (4.7).
-    _room(first, "Salon", [_item("sofa_3_seat", 1, 2.0), _item("chair", 2, 0.6)], A)
+    _room(first, "Salon", [analysis_item("sofa_3_seat", 1, 2.0), analysis_item("chair", 2, 0.6)], A)
     _fix(first, "salon", "set_quantity", line_key="chair", quantity=4)
     _fix(first, "salon", "add", new_key="fridge", quantity=1)
     # Cuisine, AI 2.0 (fridge 1.5, cooker 0.5): no cooker (1.5); a washing machine staff added
     # and removed again is no error of the model's (1.5).
-    _room(first, "Cuisine", [_item("fridge", 1, 1.5), _item("cooker", 1, 0.5)], A)
+    _room(first, "Cuisine", [analysis_item("fridge", 1, 1.5), analysis_item("cooker", 1, 0.5)], A)
     _fix(first, "cuisine", "remove", line_key="cooker")
     _fix(first, "cuisine", "add", new_key="washing_machine", quantity=1)
     _fix(first, "cuisine", "remove", line_key="washing_machine")
     # Chambre, AI 2.7 (bed 2.5, two mirrors 0.2): the mirrors are bedside tables (2.9).
-    _room(first, "Chambre", [_item("double_bed", 1, 2.5), _item("mirror", 2, 0.2)], A)
+    _room(
+        first, "Chambre", [analysis_item("double_bed", 1, 2.5), analysis_item("mirror", 2, 0.2)], A
+    )
     _fix(first, "chambre", "change_key", line_key="mirror", new_key="bedside_table")
     # Model B. Bureau, AI 1.0: the desk is not there (0: emptied, no ratio).
-    _room(second, "Bureau", [_item("desk", 1, 1.0)], B)
+    _room(second, "Bureau", [analysis_item("desk", 1, 1.0)], B)
     _fix(second, "bureau", "remove", line_key="desk")
     # Garage, AI 0.6 (ten cartons): twenty (1.2).
-    _room(second, "Garage", [_item("carton", 10, 0.6)], B)
+    _room(second, "Garage", [analysis_item("carton", 10, 0.6)], B)
     _fix(second, "garage", "set_quantity", line_key="carton", quantity=20)
     # Before the window: not counted.
-    _room(old, "Salon", [_item("chair", 2, 0.6)], A)
+    _room(old, "Salon", [analysis_item("chair", 2, 0.6)], A)
     before = _fix(old, "salon", "set_quantity", line_key="chair", quantity=9)
     InventoryCorrection.objects.filter(pk=before.pk).update(
         created_at=timezone.now() - timedelta(days=40)

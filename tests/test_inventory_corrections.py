@@ -17,8 +17,8 @@ from inventory.services import inventory_sync
 from photos.lifecycle import photo_enqueue
 from photos.models import Photo, Project
 from photos.services.analysis import Outcome, photo_analyze
-from tests.factories import make_photo, make_project, make_user
-from tests.test_inventory_lines import _done, _item
+from tests.factories import analysis_item, make_photo, make_project, make_user
+from tests.test_inventory_lines import _done
 
 pytestmark = pytest.mark.django_db
 
@@ -39,9 +39,9 @@ def salon(project: Project) -> Photo:
     return _done(
         project,
         [
-            _item("sofa_3_seat", 1, 2.0),
-            _item("chair", 2, 0.6),
-            _item("other", 1, 3.0, name="Piano à queue", volumeSource="model"),
+            analysis_item("sofa_3_seat", 1, 2.0),
+            analysis_item("chair", 2, 0.6),
+            analysis_item("other", 1, 3.0, name="Piano à queue", volumeSource="model"),
         ],
         room="Salon",
     )
@@ -235,7 +235,7 @@ def test_corrections_of_a_line_the_photos_no_longer_show_are_kept_but_not_applie
     # The photo now shows no chair, and a mirror: the removal no longer applies; the added
     # mirror and the one seen are the same mirror.
     Photo.objects.filter(pk=salon.pk).update(
-        analysis={"items": [_item("sofa_3_seat", 1, 2.0), _item("mirror", 1, 0.1)]}
+        analysis={"items": [analysis_item("sofa_3_seat", 1, 2.0), analysis_item("mirror", 1, 0.1)]}
     )
 
     lines = _by_key(_inventory(api, project)["rooms"][0])
@@ -314,7 +314,7 @@ def test_a_reanalysis_keeps_the_corrections_that_still_apply(
 def test_an_unlabelled_photos_room_is_corrected_by_the_photos_id(
     api: APIClient, project: Project
 ) -> None:
-    alone = _done(project, [_item("chair", 2, 0.6)])
+    alone = _done(project, [analysis_item("chair", 2, 0.6)])
 
     correction_create(
         project=project, room_group=str(alone.pk), action="set_quantity", line_key="chair",
@@ -323,7 +323,7 @@ def test_an_unlabelled_photos_room_is_corrected_by_the_photos_id(
 
     assert _inventory(api, project)["rooms"][0]["items"][0]["quantity"] == 1
     with pytest.raises(CorrectionError):  # another project's photo is no room of this one
-        other = _done(make_project(), [_item("chair", 2, 0.6)])
+        other = _done(make_project(), [analysis_item("chair", 2, 0.6)])
         correction_create(
             project=project, room_group=str(other.pk), action="remove", line_key="chair"
         )
@@ -349,7 +349,11 @@ def test_with_merge_sum_a_key_change_adds_up_and_an_added_line_seen_later_does_n
     # The photo shows the desk too now: one desk, not two.
     Photo.objects.filter(pk=salon.pk).update(
         analysis={
-            "items": [_item("sofa_3_seat", 1, 2.0), _item("chair", 2, 0.6), _item("desk", 1, 1.0)]
+            "items": [
+                analysis_item("sofa_3_seat", 1, 2.0),
+                analysis_item("chair", 2, 0.6),
+                analysis_item("desk", 1, 1.0),
+            ]
         }
     )
 

@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 from inventory.models import InventoryCorrection
 from inventory.services import inventory_sync
 from photos.models import Photo, Project
-from tests.factories import make_project, make_user
-from tests.test_inventory_lines import _done, _item
+from tests.factories import analysis_item, make_project, make_user
+from tests.test_inventory_lines import _done
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +35,11 @@ def staff_client(staff: Any) -> Client:
 
 @pytest.fixture
 def salon(project: Project) -> Photo:
-    return _done(project, [_item("sofa_3_seat", 1, 2.0), _item("chair", 2, 0.6)], room="Salon")
+    return _done(
+        project,
+        [analysis_item("sofa_3_seat", 1, 2.0), analysis_item("chair", 2, 0.6)],
+        room="Salon",
+    )
 
 
 def _url(project: Project) -> str:
@@ -137,7 +141,7 @@ def test_the_photos_page_links_to_its_room_and_corrections_name_the_photo(
     project: Project,
     salon: Photo,
 ) -> None:
-    other = _done(project, [_item("desk", 1, 1.0)], room="Bureau")
+    other = _done(project, [analysis_item("desk", 1, 1.0)], room="Bureau")
     photo_page = staff_client.get(f"/admin/photos/photo/{salon.pk}/change/").content.decode()
     link = f"{_url(project)}?photo={salon.pk}"
     assert html.escape(link) in photo_page or link in photo_page
@@ -187,7 +191,7 @@ def test_the_correction_list_filters_by_project_and_deleting_one_undoes_it(
 ) -> None:
     capture = django_capture_on_commit_callbacks
     _post(staff_client, project, capture, action="set_quantity", line="chair", quantity="5")
-    elsewhere = _done(make_project(), [_item("chair", 1, 0.3)], room="Salon")
+    elsewhere = _done(make_project(), [analysis_item("chair", 1, 0.3)], room="Salon")
     _post(staff_client, elsewhere.project, capture, action="remove", line="chair")
     mine = InventoryCorrection.objects.get(project=project)
 
