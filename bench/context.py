@@ -145,6 +145,8 @@ class Bench:
                 " inventory_inventorysnapshot, "
                 + ", ".join(model._meta.db_table for model in ROLLUPS)
                 + f", {AiMetricRollup._meta.db_table}"
+                # And every table that refers to these (staff corrections, item rows).
+                + " CASCADE"
             )
             cursor.execute("UPDATE photos_project SET inventory_sync_requested_at = NULL")
         self.flush_redis()
