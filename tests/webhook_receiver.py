@@ -6,6 +6,7 @@ the last answer repeating, or from a `decide` function of the request and those 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,9 +57,20 @@ Decide = Callable[[Received, list[Received]], Reply]
 
 
 class Receiver:
-    def __init__(self, *, secret: str = "", decide: Decide | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        secret: str = "",
+        decide: Decide | None = None,
+        tls: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        """`tls`: serve HTTPS with this server context; `host`: the name its URL uses (a name
+        the certificate is for: the server still listens on 127.0.0.1)."""
         #: The endpoint's signing secret (`whsec_…`), once known: each request is verified.
         self.secret = secret
+        self.scheme = "https" if tls is not None else "http"
+        self.host = host
         self.requests: list[Received] = []
         self.script: list[Reply] = [Reply()]
         self.decide = decide
@@ -94,7 +106,14 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            # The handshake runs in the request's thread, on its first read.
+            self.server.socket = tls.wrap_socket(
+                self.server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.server.daemon_threads = True
+        # A client that refuses the certificate ends the handshake: no traceback for that.
+        self.server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -113,7 +132,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hook"
+        return f"{self.scheme}://{self.host}:{self.server.server_port}/hook"
 
     def answer(self, *replies: Reply) -> None:
         with self._lock:
