@@ -106,6 +106,11 @@ def test_each_correction_posted_changes_the_api_inventory(
     assert all(c.created_by == staff for c in corrections)
     page = _text(staff_client.get(_url(project)))
     assert "2 → 4" in page and "sofa_3_seat → sofa_2_seat" in page and "→ (removed)" in page
+    # The snapshot's page in the history: the room by its label, and how many lines staff changed.
+    snapshot = project.inventory_snapshots.latest("created_at")
+    history = _text(staff_client.get(f"/admin/inventory/inventorysnapshot/{snapshot.pk}/change/"))
+    assert '<td>Salon</td> <td>Living room</td> <td style="text-align: right">5</td>' in history
+    assert '<td style="text-align: right" class="corrected-lines">2</td>' in history
 
 
 @pytest.mark.parametrize(

@@ -188,7 +188,17 @@ class InventorySnapshotAdmin(admin.ModelAdmin[InventorySnapshot]):
             context["cube_sheet_links"] = cube_sheet_links(obj.pk)
             diff = snapshot_diff(obj, snapshot_previous(obj))
             context["snapshot_rooms"] = [
-                {**room, "label": room_type_label(room.get("roomType"))}
+                {
+                    **room,
+                    "label": room.get("room") or "",
+                    "type_label": room_type_label(room.get("roomType")),
+                    # Snapshots from before item lines have no `items`.
+                    "corrected_lines": sum(
+                        1
+                        for line in room.get("items") or []
+                        if isinstance(line, dict) and line.get("corrected")
+                    ),
+                }
                 for room in (obj.rooms if isinstance(obj.rooms, list) else [])
                 if isinstance(room, dict) and room
             ]
