@@ -15,7 +15,7 @@ from ai_engine.breaker import CircuitBreaker
 from ai_engine.errors import AiError, ErrorCode, error_from_exception
 from ai_engine.pricing import Overrides, call_price
 from ai_engine.prompts import MAX_OUTPUT_TOKENS
-from ai_engine.quota import QuotaLimiter
+from ai_engine.quota import Cost, QuotaLimiter, Slot, Wait
 from ai_engine.structured import AnswerTruncated, BilledAnswer, InvalidOutput
 from ai_engine.types import AiProvider, PhotoAnalysis, RoomGuess, Usage, answer_to_json
 
@@ -55,6 +55,15 @@ def _ignore(record: CallRecord) -> None:
     return None
 
 
+def calls_cost(calls: Sequence[CallRecord], slot: Slot) -> Cost:
+    """What the calls made under `slot` (those to its provider) really cost its quotas."""
+    mine = [record for record in calls if record.provider == slot.provider]
+    per_call_in = slot.cost.tokens_in // max(slot.cost.requests, 1)
+    # A failed call reports no usage; the provider still counted its input against us.
+    tokens_in = sum(record.tokens_in or per_call_in for record in mine)
+    return Cost(len(mine), tokens_in, sum(record.tokens_out for record in mine))
+
+
 class AiEngine:
     """Ask the providers, in order, until one answers."""
 
@@ -66,6 +75,7 @@ class AiEngine:
         breaker: CircuitBreaker | None = None,
         prices: Overrides | None = None,  # AI_PRICES: over genai-prices for the models it names
         quota: QuotaLimiter | None = None,  # AI_QUOTAS: shared slots; a 429's back-off
+        slot: Slot | None = None,  # the first provider's slot, taken by the caller
     ) -> None:
         if not providers:
             raise ValueError("AiEngine needs at least one provider")
@@ -74,6 +84,7 @@ class AiEngine:
         self.breaker = breaker
         self.prices = prices or {}
         self.quota = quota
+        self.slot = slot
 
     def with_recorder(self, on_call: Callable[[CallRecord], None]) -> AiEngine:
         return AiEngine(
@@ -82,7 +93,16 @@ class AiEngine:
             breaker=self.breaker,
             prices=self.prices,
             quota=self.quota,
+            slot=self.slot,
         )
+
+    def with_slot(self, slot: Slot) -> AiEngine:
+        """This engine for one photo whose first provider's slot is `slot`: a call that falls
+        back to another provider takes a slot of that provider's quota for the same project,
+        priority and estimated cost."""
+        engine = self.with_recorder(self.on_call)
+        engine.slot = slot
+        return engine
 
     def detect_room(self, image: bytes) -> RoomGuess:
         return self._run(
@@ -116,8 +136,13 @@ class AiEngine:
                     ErrorCode.PROVIDER_DOWN, f"{provider.name}: skipped, circuit open after outages"
                 )
                 continue
+            fallback = self._fallback_slot(provider) if index > 0 else None
+            if isinstance(fallback, AiError):
+                last_error = fallback
+                continue  # no slot of its quota free now: as if its circuit were open
+            made: list[CallRecord] = []
             try:
-                result = self._call_checked(provider, operation, call, extra or {})
+                result = self._call_checked(provider, operation, call, extra or {}, made)
             except AiError as error:
                 last_error = error
                 if error.code == ErrorCode.RATE_LIMIT and error.retryable and self.quota:
@@ -132,26 +157,59 @@ class AiEngine:
                         logger.warning("circuit opened for provider %s", provider.name)
                     continue  # fall back to the next provider, in the same attempt
                 raise
+            finally:
+                if fallback is not None and self.quota is not None:
+                    self.quota.release(fallback, used=calls_cost(made, fallback))
             if self.breaker:
                 self.breaker.record_success(provider.name)
             return result
         raise last_error or AiError(ErrorCode.UNKNOWN, "no provider was asked")
 
+    def _fallback_slot(self, provider: AiProvider) -> Slot | AiError | None:
+        """A slot of `provider`'s quota for a call that fell back to it (the first provider's
+        slot is taken by the caller, before the photo is claimed); None when its calls are not
+        gated (no quota configured for it, or no first slot to take the project from). Denied:
+        the RATE_LIMIT error to report if no provider after it answers."""
+        if self.quota is None or self.slot is None:
+            return None
+        if not self.quota.quotas_for(provider.name, provider.model):
+            return None
+        got = self.quota.acquire(
+            provider=provider.name,
+            model=provider.model,
+            tenant=self.slot.tenant,
+            cost=self.slot.cost,
+            high=self.slot.high,
+        )
+        if isinstance(got, Wait):
+            return AiError(
+                ErrorCode.RATE_LIMIT,
+                f"{provider.name}: no slot of its quota free for {got.delay_ms} ms ({got.reason})",
+                retryable=True,
+                retry_after_s=got.delay_ms / 1000,
+            )
+        return got
+
     def _call_checked[T: (RoomGuess, PhotoAnalysis)](
-        self, provider: AiProvider, operation: str, call: Call[T], extra: dict[str, Any]
+        self,
+        provider: AiProvider,
+        operation: str,
+        call: Call[T],
+        extra: dict[str, Any],
+        made: list[CallRecord],
     ) -> T:
         """An answer that breaks our schema gets one more try, then is BAD_INPUT. One that was
         cut off gets one more with twice the budget (at most MAX_OUTPUT_TOKENS), then is
-        BAD_INPUT "answer too long". A refusal is final."""
+        BAD_INPUT "answer too long". A refusal is final. `made` gets the calls' records."""
         try:
-            return self._timed(provider, operation, call, None, extra)
+            return self._timed(provider, operation, call, None, extra, made)
         except InvalidOutput:
-            return self._timed(provider, operation, call, None, extra)
+            return self._timed(provider, operation, call, None, extra, made)
         except AnswerTruncated as cut:
             larger = min(cut.budget * 2, MAX_OUTPUT_TOKENS)
             if larger <= cut.budget:
                 raise
-            return self._timed(provider, operation, call, larger, extra)
+            return self._timed(provider, operation, call, larger, extra, made)
 
     def _timed[T: (RoomGuess, PhotoAnalysis)](
         self,
@@ -160,6 +218,7 @@ class AiEngine:
         call: Call[T],
         budget: int | None,
         extra: dict[str, Any],
+        made: list[CallRecord],
     ) -> T:
         started = time.perf_counter()
         if budget is not None:
@@ -171,7 +230,8 @@ class AiEngine:
             # An answer we cannot use was still billed: meter what it cost, and say what was
             # wrong with it.
             billed = exc.usage if isinstance(exc, BilledAnswer) else None
-            self.on_call(
+            self._record(
+                made,
                 CallRecord(
                     provider=provider.name,
                     model=billed.model if billed else getattr(provider, "model", ""),
@@ -183,7 +243,7 @@ class AiEngine:
                     extra=extra | {"answerProblem": exc.problem}
                     if isinstance(exc, BilledAnswer)
                     else extra,
-                )
+                ),
             )
             if error is exc:
                 raise
@@ -191,7 +251,8 @@ class AiEngine:
         usage = result.usage
         if isinstance(result, PhotoAnalysis):
             extra = extra | {"itemsCount": sum(item.quantity for item in result.items)}
-        self.on_call(
+        self._record(
+            made,
             CallRecord(
                 provider=usage.provider,
                 model=usage.model,
@@ -201,9 +262,13 @@ class AiEngine:
                 **self._cost(usage),
                 extra=extra,
                 answer=answer_to_json(result),
-            )
+            ),
         )
         return result
+
+    def _record(self, made: list[CallRecord], record: CallRecord) -> None:
+        made.append(record)
+        self.on_call(record)
 
     def _cost(self, usage: Usage) -> dict[str, Any]:
         price = call_price(usage, self.prices)

@@ -13,6 +13,7 @@ from ai_engine.http_errors import error_for_status
 from ai_engine.prompts import (
     ITEMS_OUTPUT_TOKENS,
     OPENAI_RANGE_KEYWORDS,
+    ROOM_OUTPUT_TOKENS,
     ROOM_SCHEMA,
     items_prompt,
     items_schema,
@@ -52,7 +53,9 @@ class OpenAIProvider:
         )
 
     def detect_room(self, image: bytes, *, max_tokens: int | None = None) -> RoomGuess:
-        payload, usage = self._ask(image, room_prompt(), "room", ROOM_SCHEMA, max_tokens or 256)
+        payload, usage = self._ask(
+            image, room_prompt(), "room", ROOM_SCHEMA, max_tokens or ROOM_OUTPUT_TOKENS
+        )
         return parse_room(self.name, payload, usage)
 
     def analyze_photo(

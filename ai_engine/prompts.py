@@ -16,6 +16,8 @@ PROMPT_VERSION = "2026-12-02.2"
 MAX_ITEMS = 80
 TOKENS_PER_ITEM = 60
 ITEMS_OUTPUT_TOKENS = MAX_ITEMS * TOKENS_PER_ITEM + 256
+#: The room-detection call's output budget: one small object.
+ROOM_OUTPUT_TOKENS = 256
 
 ROOM_SCHEMA: dict[str, Any] = {
     "type": "object",

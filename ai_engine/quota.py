@@ -20,25 +20,40 @@ Why one Lua script of our own rather than `dramatiq.rate_limits`:
     it passes.
 
 The budgets are token buckets refilled continuously (how Anthropic and OpenAI describe theirs),
-holding `burst_s` seconds of each per-minute limit: a quiet minute does not let the next second
-fire the whole minute's budget. A call is admitted when each bucket holds its estimated cost (or,
-for a call larger than the bucket, when the bucket is full); after the call `release` corrects the
-buckets by the real usage, which may leave them in debt, delaying the next calls.
+holding `burst_s` seconds of the requests and input-token limits: a quiet minute does not let the
+next second fire the whole minute's budget. Output tokens are charged as the providers charge
+them, `max_tokens` at admission, and corrected to the real usage when the answer ends (a call
+reserves ~5,000 and uses ~100); their bucket holds the full minute, as the provider's does, or a
+couple of calls in flight would fill a `burst_s` bucket with reservations that mostly come back.
+A call is admitted when each bucket holds its estimated cost (or, for a call larger than the
+bucket, when the bucket is full); after the call `release` corrects the buckets by the real usage,
+which may leave them in debt, delaying the next calls.
 
-Fair share (start-time fair queuing): each tenant (a project) with work waiting has a virtual time
-that each of its grants advances by 1/weight. A tenant more than `slack` ahead of the least
-served other active tenant is told to wait even if a slot is free, so slots go round-robin
-between active tenants (weighted: weight 4 gets four grants to a weight-1 tenant's one). A tenant
-is active while it asked within `active_ms`, or has a deferred message due (its booking), until
-the caller says it has nothing left waiting (`tenant_idle`); a new or returning tenant starts at
-the current least virtual time, so idle time earns no credit.
+Priority is strict, with a floor for normal work. Each caller is `high` or normal. A high call
+is admitted whenever the quotas allow it. A normal call is not admitted while a high-priority
+call is deferred (`prio:high`: until that call's booking, plus `recheck_ms` for its message to
+arrive), so the slot it waits for is kept for it, unless normal work has had no grant for
+`1 / (normal_share × rate)` (the floor: at least `normal_share` of the slots go to normal work
+while high work keeps the provider busy; 0 starves it); high calls then leave it the next slot
+(reason `floor`). And a normal call leaves `reserve_s`
+seconds of each budget in its bucket, so the first high-priority calls of a burst find their
+slots at once rather than after the normal backlog's next grants. Only budgets are reserved,
+not concurrency: a reserve of concurrent calls would slow normal work when no high work exists.
+
+Fair share (start-time fair queuing) within each class: each tenant (a project) with work waiting
+has a virtual time that each of its grants advances by 1. A tenant more than `slack` ahead of
+the least served other active tenant of its class is told to wait even if a slot is free, so
+slots go round-robin between active tenants. A tenant is active while it asked within
+`active_ms`, or has a deferred message due (its booking), until the caller says it has nothing
+left waiting (`tenant_idle`); a new or returning tenant starts at the current least virtual time,
+so idle time earns no credit.
 Tokens left unused meanwhile stay in the buckets (up to `burst_s`), so the next grants use them.
 
 Denied callers are booked one after the other per tenant (spaced by the tenant's share of the
-request rate), so a backlog of hundreds comes back at the pace slots free up, not all at once. A
-caller denied again when its booking comes (`booked`: another tenant took the turn) comes back
-one spacing later, ahead of its tenant's later bookings, so the shares stay work-conserving: when
-the other tenant is gone, these are the first to use its slots.
+request rate within its class), so a backlog of hundreds comes back at the pace slots free up,
+not all at once. A caller denied again when its booking comes (`booked`: another tenant took the
+turn) comes back one spacing later, ahead of its tenant's later bookings, so the shares stay
+work-conserving: when the other tenant is gone, these are the first to use its slots.
 
 A 429 that still arrives (the provider's view differs from ours) sets a back-off for the
 provider's model until its `retry-after`: every worker's next acquire waits for it.
@@ -46,8 +61,10 @@ provider's model until its `retry-after`: every worker's next acquire waits for 
 Keys (`<prefix>:...`, prefix `<DRAMATIQ_NAMESPACE>:moverz:quota`): `q:<quota>:holders` (sorted
 set holder → expiry ms), `q:<quota>:bucket` (hash: levels r, i, o and time t), `backoff:<name>`
 (ms), `denied:<quota>` (hash reason → count), `fair:active` (sorted set tenant → last ask or
-next booking, ms), `fair:vt`, `fair:w` (hashes tenant → virtual time, weight),
-`tenant:<t>:holders`, `tenant:<t>:next`.
+next booking, ms), `fair:vt`, `fair:c` (hashes tenant → virtual time, class `h` or `n`),
+`tenant:<t>:holders`, `tenant:<t>:next`, `prio:high` (ms until which a high call is deferred),
+`prio:normal` (ms of the last normal grant), `prio:nwait` (a normal call held back by priority
+comes back at this ms).
 """
 
 from __future__ import annotations
@@ -111,32 +128,36 @@ class Slot:
     quotas: tuple[Quota, ...]
     tenant: str
     cost: Cost
+    high: bool = False
 
 
 @dataclass(frozen=True)
 class Wait:
     """Denied: try again in `delay_ms`; `reason` is what was short (backoff, concurrency,
-    tenant, fair, rpm, itpm, otpm)."""
+    tenant, fair, priority, rpm, itpm, otpm)."""
 
     delay_ms: int
     reason: str
 
 
-# KEYS: 1 fair:active, 2 fair:vt, 3 fair:w, 4 tenant holders, 5 tenant next, 6 backoff provider,
-#       7 backoff model, then per quota: holders, bucket, denied.
-# ARGV: 1 holder, 2 tenant, 3 weight, 4 cost requests, 5 cost in, 6 cost out, 7 ttl ms,
-#       8 tenant cap, 9 active ms, 10 recheck ms, 11 slack, 12 burst s, 13 booked (1: this
-#       message comes at a booking made for it), then per quota: rpm, itpm, otpm, concurrency.
+# KEYS: 1 fair:active, 2 fair:vt, 3 fair:c, 4 tenant holders, 5 tenant next, 6 backoff provider,
+#       7 backoff model, 8 prio:high, 9 prio:normal, 10 prio:nwait, then per quota: holders,
+#       bucket, denied.
+# ARGV: 1 holder, 2 tenant, 3 class (h: high, n: normal), 4 cost requests, 5 cost in, 6 cost out,
+#       7 ttl ms, 8 tenant cap, 9 active ms, 10 recheck ms, 11 slack, 12 burst s, 13 booked (1:
+#       this message comes at a booking made for it), 14 reserve s, 15 normal share, then per
+#       quota: rpm, itpm, otpm, concurrency.
 ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local holder, tenant = ARGV[1], ARGV[2]
-local weight = tonumber(ARGV[3])
+local holder, tenant, class = ARGV[1], ARGV[2], ARGV[3]
+local high = class == 'h'
 local cost = {tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])}
 local ttl, cap, active_ms = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local recheck, slack, burst_s = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local booked_arrival = ARGV[13] == '1'
-local nq = (#KEYS - 7) / 3
+local reserve_s, normal_share = tonumber(ARGV[14]), tonumber(ARGV[15])
+local nq = (#KEYS - 10) / 3
 local wait, reason = 0, ''
 local function want(ms, why)
   if ms > wait then wait, reason = ms, why end
@@ -150,7 +171,8 @@ end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 if cap > 0 and redis.call('ZCARD', KEYS[4]) >= cap then want(recheck, 'tenant') end
 
--- Fair share: who is active, and how far ahead of the least served other tenant are we?
+-- Fair share within the class: who is active, and how far ahead of the least served other
+-- tenant of the class are we?
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - active_ms)
 if #gone > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - active_ms)
@@ -158,65 +180,99 @@ if #gone > 0 then
   redis.call('HDEL', KEYS[3], unpack(gone))
 end
 redis.call('ZADD', KEYS[1], 'GT', now, tenant)
-redis.call('HSET', KEYS[3], tenant, weight)
+redis.call('HSET', KEYS[3], tenant, class)
 local active = redis.call('ZRANGE', KEYS[1], 0, -1)
 local vts = redis.call('HMGET', KEYS[2], unpack(active))
-local ws = redis.call('HMGET', KEYS[3], unpack(active))
-local others, weights = nil, 0
+local classes = redis.call('HMGET', KEYS[3], unpack(active))
+local others, peers = nil, 0
 for i, name in ipairs(active) do
-  weights = weights + tonumber(ws[i] or '1')
-  if name ~= tenant and vts[i] then
-    local v = tonumber(vts[i])
-    if others == nil or v < others then others = v end
+  if (classes[i] or 'n') == class then
+    peers = peers + 1
+    if name ~= tenant and vts[i] then
+      local v = tonumber(vts[i])
+      if others == nil or v < others then others = v end
+    end
   end
 end
 local mine = tonumber(redis.call('HGET', KEYS[2], tenant) or (others or 0))
 if others ~= nil and mine < others - slack then mine = others - slack end
 local ahead = others ~= nil and mine - others >= slack
 
--- Budgets and concurrency of every quota that applies.
+-- The rate of one grant (ms), from the tightest request or concurrency limit.
+local min_rpm, min_conc = 0, 0
+for q = 0, nq - 1 do
+  local rpm, conc = tonumber(ARGV[16 + 4 * q]), tonumber(ARGV[19 + 4 * q])
+  if rpm > 0 and (min_rpm == 0 or rpm < min_rpm) then min_rpm = rpm end
+  if conc > 0 and (min_conc == 0 or conc < min_conc) then min_conc = conc end
+end
+local base = recheck
+if min_rpm > 0 then base = 60000 / min_rpm
+elseif min_conc > 0 then base = recheck / min_conc end
+
+-- Strict priority: a normal call waits while a high one is deferred, unless its floor is due:
+-- then it is served as a high one would be, and high calls leave it the next slot while a
+-- normal call is on its way back for it (prio:nwait).
+local high_until = tonumber(redis.call('GET', KEYS[8]) or '0')
+local floor_at = nil
+if normal_share > 0 then
+  floor_at = tonumber(redis.call('GET', KEYS[9]) or '0') + math.ceil(base / normal_share)
+end
+local floor_due = floor_at ~= nil and floor_at <= now
+local privileged, normal_held = high, false
+if high then
+  if floor_due and redis.call('EXISTS', KEYS[10]) == 1 then want(math.ceil(base), 'floor') end
+elseif high_until > now then
+  normal_held = true
+  if floor_due then
+    privileged = true
+  else
+    local until_ms = high_until
+    if floor_at ~= nil and floor_at < until_ms then until_ms = floor_at end
+    want(until_ms - now, 'priority')
+  end
+end
+
+-- Budgets and concurrency of every quota that applies. A normal call leaves `reserve_s` of
+-- each budget for high-priority calls.
 local names = {'rpm', 'itpm', 'otpm'}
 local fields = {'r', 'i', 'o'}
 local levels = {}
-local min_rpm, min_conc = 0, 0
 for q = 0, nq - 1 do
-  local holders, bucket = KEYS[8 + 3 * q], KEYS[9 + 3 * q]
+  local holders, bucket = KEYS[11 + 3 * q], KEYS[12 + 3 * q]
   local limits = {}
-  for d = 1, 4 do limits[d] = tonumber(ARGV[13 + 4 * q + d]) end
-  local conc = limits[4]
-  if conc > 0 then
+  for d = 1, 4 do limits[d] = tonumber(ARGV[15 + 4 * q + d]) end
+  if limits[4] > 0 then
     redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
-    if redis.call('ZCARD', holders) >= conc then want(recheck, 'concurrency') end
-    if min_conc == 0 or conc < min_conc then min_conc = conc end
+    if redis.call('ZCARD', holders) >= limits[4] then want(recheck, 'concurrency') end
   end
-  if limits[1] > 0 and (min_rpm == 0 or limits[1] < min_rpm) then min_rpm = limits[1] end
   local stored = redis.call('HMGET', bucket, 'r', 'i', 'o', 't')
   local last = tonumber(stored[4] or now)
   local lv = {}
   for d = 1, 3 do
     local limit = limits[d]
     if limit > 0 then
-      local capacity = math.max(limit * burst_s / 60, 1)
+      local window = burst_s
+      if d == 3 then window = 60 end
+      local capacity = math.max(limit * window / 60, 1)
       local level = tonumber(stored[d] or capacity) + (now - last) * limit / 60000
       if level > capacity then level = capacity end
       lv[d] = level
-      local need = math.min(cost[d], capacity)
+      local need = cost[d]
+      if not privileged then need = need + limit * reserve_s / 60 end
+      need = math.min(need, capacity)
       if level < need then want(math.ceil((need - level) * 60000 / limit), names[d]) end
     end
   end
   levels[q] = lv
 end
 
--- The tenant's share of the request rate: one grant every `spacing` ms while all are active.
-local base = recheck
-if min_rpm > 0 then base = 60000 / min_rpm
-elseif min_conc > 0 then base = recheck / min_conc end
-local spacing = math.ceil(base * weights / weight)
+-- The tenant's share of the rate within its class.
+local spacing = math.ceil(base * math.max(peers, 1))
 if ahead then want(spacing, 'fair') end
 
 local function save_buckets(spend)
   for q = 0, nq - 1 do
-    local bucket = KEYS[9 + 3 * q]
+    local bucket = KEYS[12 + 3 * q]
     local args = {'t', now}
     for d = 1, 3 do
       if levels[q][d] ~= nil then
@@ -227,13 +283,13 @@ local function save_buckets(spend)
       end
     end
     redis.call('HSET', bucket, unpack(args))
-    redis.call('PEXPIRE', bucket, 120000 + math.ceil(burst_s * 1000))
+    redis.call('PEXPIRE', bucket, 120000 + 60000)
   end
 end
 
 if wait > 0 then
   save_buckets(false)
-  for q = 0, nq - 1 do redis.call('HINCRBY', KEYS[10 + 3 * q], reason, 1) end
+  for q = 0, nq - 1 do redis.call('HINCRBY', KEYS[13 + 3 * q], reason, 1) end
   -- A first deferral is booked after the tenant's previous booking, spaced by its share of the
   -- rate, so a backlog comes back at the pace slots free. One that already waited its turn
   -- keeps its place in the line: it comes back as soon as it may.
@@ -247,21 +303,32 @@ if wait > 0 then
   if wake > booked then redis.call('SET', KEYS[5], wake, 'PX', wake - now + active_ms) end
   redis.call('ZADD', KEYS[1], 'GT', wake, tenant)
   redis.call('HSET', KEYS[2], tenant, tostring(mine))
+  if high then
+    -- Normal calls keep off the slots this one will come back for (its message may arrive a
+    -- little after its booking).
+    local hold = wake + recheck
+    if hold > tonumber(redis.call('GET', KEYS[8]) or '0') then
+      redis.call('SET', KEYS[8], hold, 'PX', hold - now)
+    end
+  elseif normal_held then
+    redis.call('SET', KEYS[10], wake, 'PX', wake - now + recheck)
+  end
   return {0, wake - now, reason}
 end
 
 save_buckets(true)
 for q = 0, nq - 1 do
-  if tonumber(ARGV[13 + 4 * q + 4]) > 0 then
-    redis.call('ZADD', KEYS[8 + 3 * q], now + ttl, holder)
-    redis.call('PEXPIRE', KEYS[8 + 3 * q], ttl)
+  if tonumber(ARGV[15 + 4 * q + 4]) > 0 then
+    redis.call('ZADD', KEYS[11 + 3 * q], now + ttl, holder)
+    redis.call('PEXPIRE', KEYS[11 + 3 * q], ttl)
   end
 end
 if cap > 0 then
   redis.call('ZADD', KEYS[4], now + ttl, holder)
   redis.call('PEXPIRE', KEYS[4], ttl)
 end
-redis.call('HSET', KEYS[2], tenant, tostring(mine + 1 / weight))
+if not high then redis.call('SET', KEYS[9], now, 'PX', 600000) end
+redis.call('HSET', KEYS[2], tenant, tostring(mine + 1))
 return {1, 0, ''}
 """
 
@@ -284,7 +351,9 @@ for q = 0, nq - 1 do
   for d = 1, 3 do
     local limit = tonumber(ARGV[5 + 3 * q + d])
     if limit > 0 and stored[d] then
-      local capacity = math.max(limit * burst_s / 60, 1)
+      local window = burst_s
+      if d == 3 then window = 60 end
+      local capacity = math.max(limit * window / 60, 1)
       local level = tonumber(stored[d]) + (now - last) * limit / 60000 - delta[d]
       if level > capacity then level = capacity end
       table.insert(args, fields[d])
@@ -334,6 +403,8 @@ class QuotaLimiter:
         active_ms: int = 2000,
         recheck_ms: int = 1000,
         slack: float = 1.0,
+        reserve_s: float = 0.0,
+        normal_share: float = 0.0,
     ) -> None:
         self.client = client
         self.prefix = prefix
@@ -344,6 +415,8 @@ class QuotaLimiter:
         self.active_ms = active_ms
         self.recheck_ms = recheck_ms
         self.slack = slack
+        self.reserve_s = reserve_s
+        self.normal_share = normal_share
         self._acquire = client.register_script(ACQUIRE)
         self._release = client.register_script(RELEASE)
         self._back_off = client.register_script(BACK_OFF)
@@ -369,26 +442,30 @@ class QuotaLimiter:
         model: str,
         tenant: str,
         cost: Cost,
-        weight: float = 1.0,
+        high: bool = False,
         booked: bool = False,
     ) -> Slot | Wait:
-        """A slot, or how long to wait. `booked`: the caller already waited for a booking this
-        limiter gave it (a deferred message): if denied again it comes back soon, ahead of the
-        tenant's later bookings."""
+        """A slot, or how long to wait. `high`: a high-priority call (served first, see the
+        module docstring). `booked`: the caller already waited for a booking this limiter gave
+        it (a deferred message): if denied again it comes back soon, ahead of the tenant's later
+        bookings."""
         quotas = self.quotas_for(provider, model)
         keys = [
             self._key("fair", "active"),
             self._key("fair", "vt"),
-            self._key("fair", "w"),
+            self._key("fair", "c"),
             self._key("tenant", tenant, "holders"),
             self._key("tenant", tenant, "next"),
             self._key("backoff", provider),
             self._key("backoff", f"{provider}:{model}"),
+            self._key("prio", "high"),
+            self._key("prio", "normal"),
+            self._key("prio", "nwait"),
         ]
         args: list[Any] = [
             uuid.uuid4().hex,
             tenant,
-            weight,
+            "h" if high else "n",
             cost.requests,
             cost.tokens_in,
             cost.tokens_out,
@@ -399,6 +476,8 @@ class QuotaLimiter:
             self.slack,
             self.burst_s,
             1 if booked else 0,
+            self.reserve_s,
+            self.normal_share,
         ]
         for quota in quotas:
             keys += [
@@ -410,7 +489,14 @@ class QuotaLimiter:
         granted, delay_ms, reason = self._acquire(keys=keys, args=args)
         if not int(granted):
             return Wait(delay_ms=int(delay_ms), reason=_text(reason))
-        return Slot(holder=str(args[0]), provider=provider, quotas=quotas, tenant=tenant, cost=cost)
+        return Slot(
+            holder=str(args[0]),
+            provider=provider,
+            quotas=quotas,
+            tenant=tenant,
+            cost=cost,
+            high=high,
+        )
 
     def release(self, slot: Slot, *, used: Cost) -> None:
         """Give the slot back, correcting the buckets from the estimate to `used` (what the
@@ -434,7 +520,7 @@ class QuotaLimiter:
         pipe = self.client.pipeline(transaction=False)
         pipe.zrem(self._key("fair", "active"), tenant)
         pipe.hdel(self._key("fair", "vt"), tenant)
-        pipe.hdel(self._key("fair", "w"), tenant)
+        pipe.hdel(self._key("fair", "c"), tenant)
         pipe.execute()
 
     def back_off(self, *, provider: str, model: str, seconds: float) -> None:
@@ -456,15 +542,16 @@ class QuotaLimiter:
             in_use, stored, denied = results[3 * index : 3 * index + 3]
             last = float(stored[3]) if stored[3] is not None else now_ms
             saturation = {}
-            for dimension, limit, level in zip(
+            for dimension, limit, level, window in zip(
                 ("requests", "input_tokens", "output_tokens"),
                 (quota.rpm, quota.itpm, quota.otpm),
                 stored[:3],
+                (self.burst_s, self.burst_s, 60.0),
                 strict=True,
             ):
                 if not limit:
                     continue
-                capacity = max(limit * self.burst_s / 60, 1)
+                capacity = max(limit * window / 60, 1)
                 filled = capacity if level is None else float(level)
                 filled = min(capacity, filled + (now_ms - last) * limit / 60000)
                 saturation[dimension] = 1 - filled / capacity

@@ -77,12 +77,16 @@ def breaker_from_settings(*, redis_client: Any) -> CircuitBreaker:
 
 
 def quota_from_settings(*, redis_client: Any) -> QuotaLimiter:
-    """The provider quotas and fair shares the workers share (AI_QUOTAS, AI_QUOTA_*,
-    AI_PROJECT_CONCURRENCY), over `redis_client`."""
+    """The provider quotas, priority and fair shares the workers share (AI_QUOTAS, AI_QUOTA_*,
+    AI_PRIORITY_*, AI_PROJECT_CONCURRENCY), over `redis_client`."""
     try:
         quotas = quotas_parse(settings.AI_QUOTAS)
     except ValueError as exc:
         raise ImproperlyConfigured(str(exc)) from None
+    if not 0 <= settings.AI_PRIORITY_NORMAL_SHARE <= 1:
+        raise ImproperlyConfigured("AI_PRIORITY_NORMAL_SHARE must be between 0 and 1")
+    if settings.AI_PRIORITY_RESERVE_S < 0:
+        raise ImproperlyConfigured("AI_PRIORITY_RESERVE_S must be 0 or more seconds")
     return QuotaLimiter(
         redis_client,
         prefix=f"{settings.DRAMATIQ_NAMESPACE}:moverz:quota",
@@ -94,6 +98,8 @@ def quota_from_settings(*, redis_client: Any) -> QuotaLimiter:
         tenant_concurrency=settings.AI_PROJECT_CONCURRENCY,
         active_ms=settings.AI_FAIR_ACTIVE_MS,
         recheck_ms=settings.AI_QUOTA_RECHECK_MS,
+        reserve_s=min(settings.AI_PRIORITY_RESERVE_S, settings.AI_QUOTA_BURST_S),
+        normal_share=settings.AI_PRIORITY_NORMAL_SHARE,
     )
 
 

@@ -349,8 +349,6 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"AI_QUOTAS is not valid JSON: {exc}") from None
 # The buckets hold this many seconds of each per-minute limit (the largest burst after a lull).
 AI_QUOTA_BURST_S = env_float("AI_QUOTA_BURST_S", 10.0)
-# Output tokens a call is assumed to use before it is made (corrected by its real usage).
-AI_QUOTA_OUTPUT_ESTIMATE = env_int("AI_QUOTA_OUTPUT_ESTIMATE", 600)
 # How soon a photo denied for concurrency or its project's fair share asks again.
 AI_QUOTA_RECHECK_MS = env_int("AI_QUOTA_RECHECK_MS", 1000)
 # A project counts as having work waiting this long after its last ask (or its next booking),
@@ -358,8 +356,12 @@ AI_QUOTA_RECHECK_MS = env_int("AI_QUOTA_RECHECK_MS", 1000)
 AI_FAIR_ACTIVE_MS = env_int("AI_FAIR_ACTIVE_MS", 2000)
 # At most this many analyses of one project at once (0: no cap but the fair share).
 AI_PROJECT_CONCURRENCY = env_int("AI_PROJECT_CONCURRENCY", 0)
-# A high-priority project's fair-share weight against a normal one's 1.
-AI_PRIORITY_HIGH_WEIGHT = env_float("AI_PRIORITY_HIGH_WEIGHT", 4.0)
+# High-priority photos are served first (ai_engine/quota.py); while they keep the provider busy,
+# normal work still gets at least this share of the slots (0: none until they are done).
+AI_PRIORITY_NORMAL_SHARE = env_float("AI_PRIORITY_NORMAL_SHARE", 0.1)
+# Normal calls leave this many seconds of each budget for high-priority ones, so a burst of
+# high-priority photos starts at once behind a normal backlog.
+AI_PRIORITY_RESERVE_S = env_float("AI_PRIORITY_RESERVE_S", 2.5)
 
 # --- Uploads and media ----------------------------------------------------------------------
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))

@@ -350,7 +350,8 @@ def _quota_metrics() -> Iterator[Metric]:
     deferrals = CounterMetricFamily(
         "moverz_ai_quota_deferrals",
         "Photos deferred for a slot of the quota, by what was short (rpm, itpm, otpm, "
-        "concurrency, fair, tenant, backoff: a 429's retry-after).",
+        "concurrency, fair, tenant, priority: behind a high-priority photo, floor: a normal "
+        "photo's floor share, backoff: a 429's retry-after).",
         labels=["quota", "reason"],
     )
     for use in quota_from_settings(redis_client=broker_redis()).usage():

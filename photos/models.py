@@ -17,7 +17,7 @@ class Project(models.Model):
 
     class Priority(models.TextChoices):
         """A high-priority project's photos go through their own queue, drained first, and get
-        a larger fair share of the provider's slots (AI_PRIORITY_HIGH_WEIGHT)."""
+        the provider's slots before normal work (which keeps AI_PRIORITY_NORMAL_SHARE)."""
 
         NORMAL = "normal", _("normal")
         HIGH = "high", _("high")

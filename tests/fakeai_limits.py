@@ -12,7 +12,9 @@ What the real APIs do, from their published rate-limit docs:
   tokens}-{limit,remaining,reset}` (reset: RFC 3339, when the bucket is full again; `tokens-*`:
   the most restrictive token limit right now).
 - **OpenAI** limits requests (RPM) and tokens (TPM: the prompt's estimate plus the request's
-  maximum output), headers `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` (reset: a
+  maximum output, `max_tokens` / `max_completion_tokens`, counted at admission; its rate-limit
+  guide gives no refund of the unused part, hence its advice to keep `max_tokens` close to the
+  expected answer), headers `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` (reset: a
   duration, "1s", "6m0s", "120ms"); beyond: 429 `{"error": {"type": "requests" | "tokens",
   "code": "rate_limit_exceeded"}}` with `retry-after`.
 
@@ -192,14 +194,13 @@ class ProviderLimiter:
         return Admission(True, cost_in, max_out)
 
     def settle(self, admission: Admission, *, tokens_out: int) -> None:
-        """The answer is done: give back the output reserved and not used (Anthropic's OTPM;
-        OpenAI's TPM counted the maximum)."""
-        if not admission.accepted:
+        """The answer is done: Anthropic gives back the output reserved and not used (OTPM);
+        OpenAI keeps the maximum counted (TPM)."""
+        if not admission.accepted or self.provider != ANTHROPIC:
             return
         unused = max(admission.reserved_out - tokens_out, 0)
-        name = "output_tokens" if self.provider == ANTHROPIC else "tokens"
         with self._lock:
-            bucket = self.buckets.get(name)
+            bucket = self.buckets.get("output_tokens")
             if bucket is not None:
                 bucket.refill(self._clock())
                 bucket.level = min(bucket.capacity, bucket.level + unused)

@@ -182,6 +182,20 @@ def test_output_tokens_are_reserved_at_max_tokens_and_the_unused_part_given_back
     assert server.stats()["rate_limited:output_tokens"] == 1
 
 
+def test_openai_counts_the_maximum_output_against_tpm_and_keeps_it_counted() -> None:
+    with running_fake_ai(tpm=10_000, tokens_out=500) as server:
+        first = openai_client(server).chat.completions.with_raw_response.create(
+            model=GPT, messages=HELLO, max_completion_tokens=2048
+        )
+
+    usage = first.parse().usage
+    assert usage is not None
+    prompt_tokens = usage.prompt_tokens
+    remaining = int(first.headers["x-ratelimit-remaining-tokens"])
+    # The prompt and all 2,048 of the budget, not the 500 used (a few refilled meanwhile).
+    assert 10_000 - prompt_tokens - 2048 <= remaining <= 10_000 - prompt_tokens - 2048 + 5
+
+
 def test_image_token_rules_match_the_providers_published_examples() -> None:
     # Anthropic's vision docs: 1092 × 1092 is ~1,590 tokens, 200 × 200 ~54; larger images are
     # downscaled first, so a 12 MP phone photo costs no more than ~1,600.

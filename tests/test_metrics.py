@@ -312,6 +312,7 @@ def test_circuit_state_per_provider(settings: Any, redis_client: Any) -> None:
 def test_quota_slots_in_use_saturation_and_deferrals(settings: Any, redis_client: Any) -> None:
     settings.AI_QUOTAS = {"anthropic": {"rpm": 6, "concurrency": 4}, "openai": {"itpm": 6000}}
     settings.AI_QUOTA_BURST_S = 20  # two requests in the bucket, one back every 10 s
+    settings.AI_PRIORITY_RESERVE_S = 0  # normal calls may use all of it
     limiter = quota_from_settings(redis_client=redis_client)
     asks = [
         limiter.acquire(provider="anthropic", model="m", tenant="p", cost=Cost()) for _ in range(3)

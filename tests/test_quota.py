@@ -110,12 +110,27 @@ def test_the_token_estimate_is_corrected_by_the_real_usage(
 def test_a_call_larger_than_the_bucket_waits_for_a_full_bucket(
     limiter: Callable[..., QuotaLimiter],
 ) -> None:
-    shared = limiter({PROVIDER: {"otpm": 600}}, burst_s=10)  # 100 tokens, 10 a second
-    slot = ask(shared, cost=Cost(1, 0, 250))
+    shared = limiter({PROVIDER: {"itpm": 600}}, burst_s=10)  # 100 tokens, 10 a second
+    slot = ask(shared, cost=Cost(1, 250, 0))
     assert isinstance(slot, Slot)  # the bucket was full
-    denied = ask(shared, cost=Cost(1, 0, 250))
-    assert isinstance(denied, Wait) and denied.reason == "otpm"
+    denied = ask(shared, cost=Cost(1, 250, 0))
+    assert isinstance(denied, Wait) and denied.reason == "itpm"
     assert 24_000 <= denied.delay_ms <= 26_000, denied  # 150 of debt + 100 to fill, at 10/s
+
+
+def test_output_tokens_are_reserved_at_max_tokens_and_given_back_when_the_answer_ends(
+    limiter: Callable[..., QuotaLimiter],
+) -> None:
+    # 12,000 output tokens a minute, reserved in a bucket of the full minute (as the provider's):
+    # two calls of max_tokens 5,056 fit at once, a third waits, although each uses ~100.
+    shared = limiter({PROVIDER: {"otpm": 12_000}}, burst_s=10)
+    first = ask(shared, cost=Cost(1, 0, 5056))
+    second = ask(shared, cost=Cost(1, 0, 5056))
+    assert isinstance(first, Slot) and isinstance(second, Slot)
+    denied = ask(shared, cost=Cost(1, 0, 5056))
+    assert isinstance(denied, Wait) and denied.reason == "otpm"
+    shared.release(first, used=Cost(1, 0, 100))  # the answer ended: 4,956 come back
+    assert isinstance(ask(shared, cost=Cost(1, 0, 5056)), Slot)
 
 
 def test_a_429_holds_off_every_process_until_its_retry_after(
@@ -144,15 +159,15 @@ def test_denied_photos_of_a_project_are_booked_one_after_the_other(
     assert all(480 <= step <= 520 for step in steps), delays
 
 
-def _rounds(shared: QuotaLimiter, tenants: dict[str, float], rounds: int) -> dict[str, int]:
+def _rounds(shared: QuotaLimiter, tenants: tuple[str, ...], rounds: int) -> dict[str, int]:
     """Each round, every tenant asks until it is told to wait (more work than slots)."""
     grants = dict.fromkeys(tenants, 0)
-    for tenant, weight in tenants.items():  # each has work waiting from the start
-        grants[tenant] += isinstance(ask(shared, tenant=tenant, weight=weight), Slot)
+    for tenant in tenants:  # each has work waiting from the start
+        grants[tenant] += isinstance(ask(shared, tenant=tenant), Slot)
     for _ in range(rounds):
-        for tenant, weight in tenants.items():
+        for tenant in tenants:
             for _ in range(50):
-                if not isinstance(ask(shared, tenant=tenant, weight=weight), Slot):
+                if not isinstance(ask(shared, tenant=tenant), Slot):
                     break
                 grants[tenant] += 1
     return grants
@@ -164,17 +179,62 @@ def test_a_small_project_is_not_behind_a_big_one(limiter: Callable[..., QuotaLim
         assert isinstance(ask(shared, tenant="big"), Slot)
     # The small one arrives: from then on they take turns, the big one's past use counting
     # for nothing (and earning the small one nothing either).
-    grants = _rounds(shared, {"big": 1.0, "small": 1.0}, rounds=10)
+    grants = _rounds(shared, ("big", "small"), rounds=10)
     assert abs(grants["big"] - grants["small"]) <= 2, grants
 
 
-def test_a_weighted_project_gets_its_weight_in_slots(
+def test_a_deferred_high_priority_call_gets_the_next_slot_before_a_normal_backlog(
     limiter: Callable[..., QuotaLimiter],
 ) -> None:
-    shared = limiter({PROVIDER: {"concurrency": 10_000}})
-    grants = _rounds(shared, {"high": 4.0, "normal": 1.0}, rounds=20)
-    assert grants["normal"] >= 19  # never starved
-    assert 3.5 <= grants["high"] / grants["normal"] <= 4.5, grants
+    # 120 rpm, a 1-second bucket (two calls), no reserve, no floor: strict priority alone.
+    shared = limiter({PROVIDER: {"rpm": 120}}, burst_s=1)
+    assert isinstance(ask(shared, tenant="big"), Slot)
+    assert isinstance(ask(shared, tenant="big"), Slot)
+    high = ask(shared, tenant="premium", high=True)
+    assert isinstance(high, Wait) and high.reason == "rpm"  # the bucket is empty for everyone
+    assert high.delay_ms <= 520, high  # booked for the next token, not behind the big project
+    time.sleep(high.delay_ms / 1000 + 0.05)
+    # The token refilled meanwhile is kept for the high call: the backlog is told to wait.
+    normal = ask(shared, tenant="big", booked=True)
+    assert isinstance(normal, Wait) and normal.reason == "priority", normal
+    assert isinstance(ask(shared, tenant="premium", high=True, booked=True), Slot)
+
+
+def test_normal_calls_leave_a_reserve_for_high_priority_ones(
+    limiter: Callable[..., QuotaLimiter],
+) -> None:
+    # 60 rpm, a 5-second bucket (5 calls); normal calls leave 2 seconds of it (2 calls).
+    shared = limiter({PROVIDER: {"rpm": 60}}, burst_s=5, reserve_s=2)
+    granted = [isinstance(ask(shared, tenant="big"), Slot) for _ in range(4)]
+    assert granted == [True, True, True, False]
+    # A burst of high-priority photos behind the backlog starts at once.
+    assert isinstance(ask(shared, tenant="premium", high=True), Slot)
+    assert isinstance(ask(shared, tenant="premium", high=True), Slot)
+    assert ask(shared, tenant="premium", high=True).reason == "rpm"
+
+
+def test_normal_work_keeps_its_floor_share_while_high_priority_work_waits(
+    limiter: Callable[..., QuotaLimiter],
+) -> None:
+    # 1,200 rpm (a token every 50 ms) and a floor of 20 %: while high-priority calls keep the
+    # provider busy, a normal one still gets a slot every 250 ms.
+    shared = limiter({PROVIDER: {"rpm": 1200}}, burst_s=0.05, normal_share=0.2)
+    grants = {"high": 0, "normal": 0}
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        for tenant, high in (("premium", True), ("big", False)):
+            if isinstance(ask(shared, tenant=tenant, high=high, booked=True), Slot):
+                grants["high" if high else "normal"] += 1
+        time.sleep(0.01)
+    total = grants["high"] + grants["normal"]
+    assert total >= 20, grants  # the provider was kept busy (40 tokens in 2 s)
+    assert 0.12 <= grants["normal"] / total <= 0.3, grants
+    # With no floor, normal work waits until the high-priority work is done.
+    strict = limiter({PROVIDER: {"rpm": 1200}}, burst_s=0.05, normal_share=0.0, recheck_ms=5000)
+    while isinstance(ask(strict, tenant="premium", high=True), Slot):
+        pass  # until one is deferred
+    time.sleep(1.0)  # whatever the normal calls' wait, the floor would be due by now
+    assert ask(strict, tenant="big", booked=True).reason == "priority"
 
 
 def test_a_project_stops_counting_once_it_has_no_work_waiting(

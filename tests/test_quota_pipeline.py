@@ -1,6 +1,7 @@
 """Provider quotas in the pipeline: a photo without a slot is deferred (not claimed, no attempt,
-no call), the slot is corrected by the real usage, and a 429 holds off every worker. The fake
-provider speaks the Anthropic API over HTTP; the limiter is real Redis."""
+no call), the slot is corrected by the real usage, a 429 holds off every worker, and a call that
+falls back to the second provider takes a slot of that provider's quota. The fake provider speaks
+the Anthropic and OpenAI APIs over HTTP; the limiter is real Redis."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from django.conf import settings
 
 from ai_engine.anthropic_provider import AnthropicProvider
 from ai_engine.engine import AiEngine
+from ai_engine.openai_provider import OpenAIProvider
 from ai_engine.quota import QuotaLimiter, quotas_parse
 from aimetrics.models import AiMetric
 from photos.lifecycle import photo_enqueue
 from photos.models import Photo
 from photos.services.analysis import Outcome, photo_analyze
 from tests.factories import make_photo, make_project
-from tests.fakeai import SONNET, FakeAiServer, running_fake_ai
+from tests.fakeai import GPT, SONNET, FakeAiServer, running_fake_ai
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +38,9 @@ def engine_with(fake_ai: FakeAiServer, redis_client: Any) -> Callable[..., AiEng
     """An engine on the fake Anthropic API with a limiter of its own connection: each one is a
     worker process sharing the limits through Redis."""
 
-    def make(quotas: dict[str, dict[str, int]], **options: Any) -> AiEngine:
+    def make(
+        quotas: dict[str, dict[str, int]], *, fallback: bool = False, **options: Any
+    ) -> AiEngine:
         client = redis.Redis.from_url(settings.REDIS_URL, protocol=2)
         limiter = QuotaLimiter(
             client,
@@ -48,7 +52,10 @@ def engine_with(fake_ai: FakeAiServer, redis_client: Any) -> Callable[..., AiEng
         provider = AnthropicProvider(
             api_key="sk-ant-quota-test-1234", model=SONNET, timeout_s=5, base_url=fake_ai.url
         )
-        return AiEngine([provider], quota=limiter)
+        second = OpenAIProvider(
+            api_key="sk-quota-test-1234", model=GPT, timeout_s=5, base_url=fake_ai.openai_url
+        )
+        return AiEngine([provider, second] if fallback else [provider], quota=limiter)
 
     return make
 
@@ -159,3 +166,36 @@ def test_a_429_holds_off_every_worker_for_its_retry_after(
     assert Photo.objects.get(pk=second.pk).attempts == 0
     eta = {m["args"][0]: m["options"]["eta"] for m in photo_queue.delayed()}[str(second.pk)]
     assert 2500 <= eta - before_ms <= 3300
+
+
+def test_a_call_that_falls_back_takes_a_slot_of_the_second_providers_quota(
+    engine_with: Callable[..., AiEngine],
+    fake_ai: FakeAiServer,
+    django_capture_on_commit_callbacks: Any,
+    photo_queue: Any,
+) -> None:
+    # Anthropic is overloaded; OpenAI's quota allows one call, then one a second.
+    engine = engine_with(
+        {"anthropic": {"rpm": 600}, "openai": {"rpm": 60}}, fallback=True, burst_s=1
+    )
+    assert engine.quota is not None
+    first = _enqueued(django_capture_on_commit_callbacks)
+    second = _enqueued(django_capture_on_commit_callbacks)
+    photo_queue.client.delete(*photo_queue.client.keys(f"{settings.DRAMATIQ_NAMESPACE}:photo-*"))
+    fake_ai.script(status=529, provider="anthropic", times=2)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert photo_analyze(photo_id=str(first.pk), engine=engine) == Outcome.DONE
+        assert photo_analyze(photo_id=str(second.pk), engine=engine) == Outcome.RETRY
+
+    assert Photo.objects.get(pk=first.pk).analysis["provider"] == "openai"  # type: ignore[index]
+    assert len(fake_ai.requests_for("openai")) == 1  # the second photo's never went out
+    retried = Photo.objects.get(pk=second.pk)
+    assert (retried.status, retried.error_code) == ("PENDING", "RATE_LIMIT")
+    assert "openai: no slot of its quota free" in (retried.error_message or "")
+    [message] = photo_queue.delayed()  # its retry comes when OpenAI's next token is back
+    assert message["args"] == [str(second.pk)]
+    uses = {use.quota.name: use for use in engine.quota.usage()}
+    assert uses["openai"].in_use == 0  # released after the call
+    assert uses["openai"].denied == {"rpm": 1}
+    assert uses["openai"].saturation["requests"] >= 0.5, uses["openai"]

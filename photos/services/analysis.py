@@ -77,6 +77,8 @@ def photo_analyze(
     slot = quota_slot(photo_id=photo_id, engine=engine, booked=booked)
     if isinstance(slot, Wait):
         return Outcome.DEFERRED
+    if slot is not None:
+        engine = engine.with_slot(slot)
     spent = Spent()
     try:
         claim = photo_claim(photo_id=photo_id)

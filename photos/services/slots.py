@@ -18,9 +18,10 @@ from typing import Any
 
 from django.conf import settings
 
-from ai_engine.engine import AiEngine, CallRecord
-from ai_engine.prompts import items_prompt, items_schema
+from ai_engine.engine import AiEngine, CallRecord, calls_cost
+from ai_engine.prompts import ITEMS_OUTPUT_TOKENS, ROOM_OUTPUT_TOKENS, items_prompt, items_schema
 from ai_engine.quota import Cost, Slot, Wait
+from ai_engine.types import AiProvider
 from imaging.preflight import estimate_image_tokens, target_size
 from photos.lifecycle import photo_defer
 from photos.models import Photo, Project
@@ -39,11 +40,7 @@ class Spent:
     calls: list[CallRecord] = field(default_factory=list)
 
     def cost(self, slot: Slot) -> Cost:
-        mine = [record for record in self.calls if record.provider == slot.provider]
-        per_call_in = slot.cost.tokens_in // max(slot.cost.requests, 1)
-        # A failed call reports no usage; the provider still counted its input against us.
-        tokens_in = sum(record.tokens_in or per_call_in for record in mine)
-        return Cost(len(mine), tokens_in, sum(record.tokens_out for record in mine))
+        return calls_cost(self.calls, slot)
 
 
 def quota_slot(*, photo_id: str, engine: AiEngine, booked: bool = False) -> Slot | Wait | None:
@@ -54,7 +51,9 @@ def quota_slot(*, photo_id: str, engine: AiEngine, booked: bool = False) -> Slot
     quota = engine.quota
     if quota is None:
         return None
-    provider = engine.providers[0]  # a fallback provider's calls are not gated
+    # A call that falls back to another provider takes that one's slot in the engine
+    # (AiEngine.with_slot): the photo is claimed by then.
+    provider = engine.providers[0]
     if not quota.limits_anything:
         # Only a 429's back-off can hold the call: no need to read the photo for it.
         slot = quota.acquire(
@@ -83,8 +82,8 @@ def quota_slot(*, photo_id: str, engine: AiEngine, booked: bool = False) -> Slot
         provider=provider.name,
         model=provider.model,
         tenant=str(row["project_id"]),
-        cost=_estimated_cost(row),
-        weight=settings.AI_PRIORITY_HIGH_WEIGHT if high else 1.0,
+        cost=_estimated_cost(row, provider),
+        high=high,
         booked=booked,
     )
     if isinstance(slot, Wait):
@@ -113,13 +112,18 @@ def _jittered(delay_ms: int) -> int:
     return delay_ms + random.randint(0, 50)
 
 
-def _estimated_cost(row: Mapping[str, Any]) -> Cost:
-    """The call's cost before it is made: the image's tokens at the size the preflight will
-    send, the prompt's and schema's at ~4 characters a token, AI_QUOTA_OUTPUT_ESTIMATE out."""
+def _estimated_cost(row: Mapping[str, Any], provider: AiProvider) -> Cost:
+    """The calls' cost before they are made: in, the image's tokens at the size the preflight
+    will send and the prompt's and schema's at ~4 characters a token; out, each call's
+    `max_tokens`, which the providers reserve against the output-token limit until the answer
+    ends (the real usage corrects it on release)."""
     width, height = row["image_width"], row["image_height"]
     image = estimate_image_tokens(*target_size(width, height)) if width and height else 0
     room_type = row["room_type"] or None
     keys = volume_catalogue().keys()
     text = len(items_prompt(room_type, keys)) + len(json.dumps(items_schema(room_type)))
-    calls = 2 if room_type is None and settings.AI_ROOM_SEPARATE_CALL else 1
-    return Cost(calls, calls * (image + text // 4), calls * settings.AI_QUOTA_OUTPUT_ESTIMATE)
+    # The SDK providers' own budget; a provider without one is sent ours.
+    items_out = getattr(provider, "max_tokens", ITEMS_OUTPUT_TOKENS)
+    if room_type is None and settings.AI_ROOM_SEPARATE_CALL:
+        return Cost(2, 2 * (image + text // 4), items_out + ROOM_OUTPUT_TOKENS)
+    return Cost(1, image + text // 4, items_out)
