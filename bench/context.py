@@ -141,8 +141,8 @@ class Bench:
 
         with connection.cursor() as cursor:
             cursor.execute(
-                "TRUNCATE photos_provideranswer, photos_photo, aimetrics_aimetric,"
-                " inventory_inventorysnapshot, "
+                "TRUNCATE photos_provideranswer, photos_photoitem, photos_photo,"
+                " aimetrics_aimetric, inventory_inventorysnapshot, inventory_inventorycorrection, "
                 + ", ".join(model._meta.db_table for model in ROLLUPS)
                 + f", {AiMetricRollup._meta.db_table}"
                 # And every table that refers to these (staff corrections, item rows).

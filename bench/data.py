@@ -262,10 +262,37 @@ def photos_insert(
             }
     bulk_insert(Photo, count, expressions)
     with connection.cursor() as cursor:
+        if done:
+            cursor.execute(ITEMS_SQL, [tag + "%"])
         cursor.execute(
             "SELECT id FROM photos_photo WHERE sha256 LIKE %s ORDER BY sha256", [tag + "%"]
         )
         return [str(row[0]) for row in cursor.fetchall()]
+
+
+#: The item rows (photos.PhotoItem) of the DONE photos of one batch (`sha256 LIKE %s`), as the
+#: DONE writes them (photos/items.py): per photo, one row per catalogue key, or per normalised
+#: name of an item the catalogue lacks, quantities and volumes summed.
+ITEMS_SQL = """
+INSERT INTO photos_photoitem (photo_id, project_id, line_key, by_name, key, name, category,
+                              quantity, volume_m3, fragile, dismantle)
+SELECT photo, project, line_key, by_name, MIN(key), MIN(name), MIN(category),
+       COALESCE(SUM(quantity), 0)::integer, COALESCE(SUM(volume), 0), bool_or(fragile),
+       bool_or(dismantle)
+FROM (
+  SELECT p.id AS photo, p.project_id AS project, c.key IS NULL AS by_name,
+         COALESCE(c.key, lower(regexp_replace(btrim(e ->> 'name'), '\\s+', ' ', 'g')), '')
+           AS line_key,
+         e ->> 'key' AS key, e ->> 'name' AS name, e ->> 'category' AS category,
+         (e ->> 'quantity')::numeric AS quantity, (e ->> 'volume_m3')::numeric AS volume,
+         e -> 'fragile' = 'true'::jsonb AS fragile, e -> 'dismantle' = 'true'::jsonb AS dismantle
+  FROM photos_photo p
+  CROSS JOIN LATERAL jsonb_array_elements(p.analysis -> 'items') AS e
+  LEFT JOIN inventory_volumecatalogueentry c ON c.key = e ->> 'key'
+  WHERE p.sha256 LIKE %s
+) AS item
+GROUP BY photo, project, line_key, by_name
+"""
 
 
 def aimetrics_insert(*, count: int, days: int, project_ids: list[uuid.UUID]) -> None:

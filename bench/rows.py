@@ -298,7 +298,7 @@ class Builder:
                     "6 inventory",
                     f"sync of {int(size):,} DONE photos ({shape}): P50 (P95)",
                     f"{num(sync['p50'])} ({num(sync['p95'])}) ms",
-                    f"{num(floor['p50'])} ms (the item lines' statement alone)",
+                    f"{num(floor['p50'])} ms (the item lines' GROUP BY alone)",
                     ratio(sync["p50"], floor["p50"]),
                 ),
                 target,

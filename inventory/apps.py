@@ -10,15 +10,11 @@ class InventoryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.db.backends.signals import connection_created
-
         from aimetrics.panels import register_dashboard_panel
         from inventory import receivers  # noqa: F401  (connects to photos' signals)
         from inventory.catalogue import DatabaseVolumeCatalogue
         from inventory.dashboard import accuracy_panel
-        from inventory.lines import register_sqlite_functions
         from photos.volumes import register_volume_catalogue
 
         register_volume_catalogue(DatabaseVolumeCatalogue())
         register_dashboard_panel(accuracy_panel)  # the model's accuracy on the AI dashboard
-        connection_created.connect(register_sqlite_functions, dispatch_uid="inventory.sqlite")

@@ -1,30 +1,42 @@
 """Item lines of an inventory: each room's items merged across the photos that show the room.
 
-One statement per sync: the DONE photos' `analysis` items are unnested in the database, priced
-from the volume catalogue and merged per room, so Python only shapes the (few) lines. The items
-of a JSON column cannot be unnested through the ORM, hence raw SQL; PostgreSQL and SQLite (for
-`make run`) differ only in the fragments of `_DIALECTS` (unnesting and reading the JSON, the id
-as text, a name's normal form). Everything else is standard SQL.
+One GROUP BY per sync over the DONE photos' item rows (`PhotoItem`, written with each DONE and
+already merged within the photo: photos/items.py), per room and line, so Python only prices and
+shapes the (few) lines; the catalogue is read as it is at the sync.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Func, TextField
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    Func,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    StringAgg,
+    Sum,
+    TextField,
+    Value,
+    When,
+)
 
 from inventory.models import VolumeCatalogueEntry
-from photos.models import Photo, Project
-from photos.rooms import room_label_key
+from photos.models import Photo, PhotoItem
 
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
 MERGES = ("max", "sum")
+#: PostgreSQL's memory for the lines' GROUP BY (SET LOCAL: this transaction only).
+AGGREGATE_WORK_MEM = "64MB"
 
 
 #: SQLite stores a UUID as 32 hex digits; this writes the id `{x}` as the API does, with hyphens.
@@ -45,107 +57,6 @@ class UuidText(Func):
         return SQLITE_UUID_TEXT.format(x=sql), list(params) * 5
 
 
-@dataclass(frozen=True)
-class _Dialect:
-    items: str  # FROM clause: the photo `p` and its items `e`
-    text: str  # an item's field as text; {f} is the field's name
-    true: str  # an item's field is JSON true
-    photo_id: str  # the photo id {x} as the API writes it
-    normal_name: str  # a name's normal form, of the SQL expression {x}
-    group_concat: str  # the ids of a group, comma-separated, of {x}
-    guard: str  # WHERE condition that keeps only photos whose items are a list
-    setup: tuple[str, ...] = ()  # statements run first, in the statement's transaction
-
-
-_DIALECTS = {
-    "postgresql": _Dialect(
-        items=(
-            "photos_photo p CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN"
-            " jsonb_typeof(p.analysis -> 'items') = 'array' THEN p.analysis -> 'items'"
-            " ELSE '[]'::jsonb END) AS e(value)"
-        ),
-        text="(e.value ->> '{f}')",
-        true="(e.value -> '{f}') = 'true'::jsonb",
-        photo_id="{x}::text",
-        normal_name="lower(regexp_replace(btrim({x}), '\\s+', ' ', 'g'))",
-        group_concat="string_agg({x}, ',')",
-        guard="TRUE",
-        # The planner cannot know how many items a photo has (it assumes 100): its cost
-        # estimate then asks for JIT compilation, which took longer than the statement, and
-        # the default work_mem made the merge's sort spill to disk.
-        setup=("SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'"),
-    ),
-    "sqlite": _Dialect(
-        # json_each of a missing path yields no rows; of an object, its members: the guard.
-        items="photos_photo p, json_each(p.analysis, '$.items') AS e",
-        text="json_extract(e.value, '$.{f}')",
-        true="json_type(e.value, '$.{f}') = 'true'",
-        photo_id=SQLITE_UUID_TEXT,
-        normal_name="moverz_normal_name({x})",  # registered below: SQLite has no regexp_replace
-        group_concat="group_concat({x}, ',')",
-        guard="json_type(p.analysis, '$.items') = 'array'",
-    ),
-}
-
-
-def register_sqlite_functions(sender: Any, connection: Any, **kwargs: Any) -> None:
-    """`connection_created` receiver: the SQL functions the SQLite dialect needs."""
-    if connection.vendor == "sqlite":
-        connection.connection.create_function(
-            "moverz_normal_name", 1, _normal_name, deterministic=True
-        )
-
-
-def _normal_name(name: Any) -> str | None:
-    return room_label_key(name) if isinstance(name, str) else None
-
-
-def _sql(dialect: _Dialect, merge: str) -> str:
-    text = dialect.text.format
-    true = dialect.true.format
-    catalogue = VolumeCatalogueEntry._meta.db_table
-    photos = dialect.group_concat.format(x=dialect.photo_id.format(x="photo"))
-    # A room: the photos of one label, or one photo without a label (its id). A line: the items
-    # of one catalogue key, or, for items the catalogue lacks, of one normalised name. Its
-    # quantity in a photo is the sum of that photo's items of it; in the room, the largest
-    # (merge "max") or the sum (merge "sum") over the room's photos.
-    return f"""
-WITH item AS (
-  SELECT NULLIF(p.room_key, '') AS rkey,
-         CASE WHEN p.room_key = '' THEN p.id END AS alone,
-         p.id AS photo,
-         c.key AS ckey,
-         c.volume_m3 AS unit,
-         CASE WHEN c.key IS NULL THEN {dialect.normal_name.format(x=text(f="name"))} END AS nname,
-         {text(f="key")} AS key,
-         {text(f="name")} AS name,
-         {text(f="category")} AS category,
-         CAST({text(f="quantity")} AS NUMERIC) AS quantity,
-         CAST({text(f="volume_m3")} AS NUMERIC) AS volume,
-         CASE WHEN {true(f="fragile")} THEN 1 ELSE 0 END AS fragile,
-         CASE WHEN {true(f="dismantle")} THEN 1 ELSE 0 END AS dismantle
-  FROM {dialect.items}
-  LEFT JOIN {catalogue} c ON c.key = {text(f="key")}
-  WHERE p.project_id = %s AND p.status = %s AND {dialect.guard}
-),
-seen AS (
-  SELECT rkey, alone, ckey, nname, photo, SUM(quantity) AS quantity, SUM(volume) AS volume,
-         MAX(unit) AS unit, MIN(key) AS key, MIN(name) AS name, MIN(category) AS category,
-         MAX(fragile) AS fragile, MAX(dismantle) AS dismantle
-  FROM item GROUP BY rkey, alone, ckey, nname, photo
-)
-SELECT COALESCE(rkey, {dialect.photo_id.format(x="alone")}), {merge.upper()}(quantity),
-       SUM(quantity), SUM(volume), MAX(unit), ckey, MIN(key), MIN(name), MIN(category),
-       MAX(fragile), MAX(dismantle), {photos}
-FROM seen GROUP BY rkey, alone, ckey, nname
-"""
-
-
-def floor_sql() -> str:
-    """The PostgreSQL statement, for the bench's floor (parameters: project id, status)."""
-    return _sql(_DIALECTS["postgresql"], "max")
-
-
 def inventory_lines(*, project_id: uuid.UUID | str) -> dict[str, list[dict[str, Any]]]:
     """Each room's item lines (rooms keyed as `Photo.room_key`, or the photo's id without one).
 
@@ -153,22 +64,23 @@ def inventory_lines(*, project_id: uuid.UUID | str) -> dict[str, list[dict[str, 
     (`INVENTORY_MERGE = "sum"`: the sum over the photos); its volume is the catalogue's unit
     volume × quantity, or, for an item the catalogue lacks, the model's estimate (`source`).
     """
-    merge = settings.INVENTORY_MERGE
-    dialect = _DIALECTS[connection.vendor]
-    project = Project._meta.pk.get_db_prep_value(uuid.UUID(str(project_id)), connection)
-    with transaction.atomic(), connection.cursor() as cursor:
-        for statement in dialect.setup:
-            cursor.execute(statement)
-        cursor.execute(_sql(dialect, merge), [project, Photo.Status.DONE])
-        rows = cursor.fetchall()
+    # Priced now, not when the photos were analysed: a staff edit applies from the next sync.
+    catalogue = dict(VolumeCatalogueEntry.objects.values_list("key", "volume_m3"))
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The one raw statement: the ORM cannot set a planner setting. The default work_mem
+            # made a large project's GROUP BY sort on disk instead of hashing in memory.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('work_mem', %s, true)", [AGGREGATE_WORK_MEM])
+        rows = list(inventory_lines_query(project_id=project_id))
     rooms: dict[str, list[dict[str, Any]]] = {}
     for (
-        room,
+        room_group,
+        line_key,
+        by_name,
         quantity,
         seen,
         volume,
-        unit,
-        ckey,
         key,
         name,
         category,
@@ -177,15 +89,16 @@ def inventory_lines(*, project_id: uuid.UUID | str) -> dict[str, list[dict[str, 
         ids,
     ) in rows:
         quantity, seen = int(quantity or 0), _decimal(seen)
+        unit = None if by_name else catalogue.get(line_key)
         if unit is not None:
-            unit, source = _decimal(unit), "catalogue"
+            unit, source, key = _decimal(unit), "catalogue", line_key
         else:
             # The model's estimate of one item: the volumes it gave over the quantities it saw.
             unit = _decimal(volume) / seen if seen else Decimal("0")
             source = "model"
-        rooms.setdefault(room, []).append(
+        rooms.setdefault(room_group, []).append(
             {
-                "key": ckey or key,
+                "key": key,
                 "name": name,
                 "category": category,
                 "quantity": quantity,
@@ -201,6 +114,55 @@ def inventory_lines(*, project_id: uuid.UUID | str) -> dict[str, list[dict[str, 
     for lines in rooms.values():
         lines.sort(key=lambda line: (-line["volume_m3"], line["name"] or "", line["key"] or ""))
     return rooms
+
+
+def inventory_lines_query(*, project_id: uuid.UUID | str) -> QuerySet[Any, tuple[Any, ...]]:
+    """The GROUP BY of `inventory_lines`: per room and line of the project's DONE photos, the
+    merged and the summed quantity, the summed volume, the smallest key, name and category, how
+    many rows are fragile and to dismantle, the photo ids (the bench's floor runs it raw)."""
+    merge = Max if settings.INVENTORY_MERGE == "max" else Sum
+    room = Case(
+        When(photo__room_key="", then=UuidText("photo_id")),
+        default=F("photo__room_key"),
+        output_field=TextField(),
+    )
+    return (
+        PhotoItem.objects.filter(
+            # The photos' project too: the join then reads only this project's photos.
+            project_id=project_id,
+            photo__project_id=project_id,
+            photo__status=Photo.Status.DONE,
+        )
+        .values("line_key", "by_name", room=room)
+        .annotate(
+            merged=merge("quantity"),
+            seen=Sum("quantity"),
+            volume=Sum("volume_m3"),
+            min_key=Min("key"),
+            min_name=Min("name"),
+            min_category=Min("category"),
+            # Counted on columns of the covering index: the rows are read from it alone.
+            fragiles=Count("fragile", filter=Q(fragile=True)),
+            dismantles=Count("dismantle", filter=Q(dismantle=True)),
+            # With hyphens on both databases: SQLite's text of a UUID column has none.
+            ids=StringAgg(UuidText("photo_id"), delimiter=Value(",")),
+        )
+        .values_list(
+            "room",
+            "line_key",
+            "by_name",
+            "merged",
+            "seen",
+            "volume",
+            "min_key",
+            "min_name",
+            "min_category",
+            "fragiles",
+            "dismantles",
+            "ids",
+        )
+        .order_by()
+    )
 
 
 def _decimal(value: Any) -> Decimal:

@@ -50,6 +50,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from infra.broker import current_worker_id, worker_alive
+from photos.items import photo_items_replace
 from photos.models import Photo, Project, ProviderAnswer, Stage
 from photos.rooms import room_label_key
 from photos.signals import photo_done, photo_failed
@@ -341,7 +342,8 @@ def photo_mark_stage(*, claim: Claim, stage: Stage) -> bool:
 def photo_store_done(*, claim: Claim, analysis: dict[str, Any], room_type: str) -> bool:
     """PROCESSING → DONE with `analysis`, only while `claim` holds the lease (False: fenced).
 
-    `photo_done` is sent inside the same transaction (its contract, photos/signals.py).
+    The photo's item rows (photos/items.py) are replaced and `photo_done` is sent inside the
+    same transaction (the signal's contract, photos/signals.py).
     """
     now = timezone.now()
     totals = analysis["totals"]
@@ -362,6 +364,9 @@ def photo_store_done(*, claim: Claim, analysis: dict[str, Any], room_type: str) 
         if not stored:
             logger.warning("photo %s: lease lost before DONE, result dropped", claim.photo.pk)
             return False
+        photo_items_replace(
+            photo_id=claim.photo.pk, project_id=claim.photo.project_id, analysis=analysis
+        )
         photo_done.send(sender=Photo, photo_id=claim.photo.pk, project_id=claim.photo.project_id)
     return True
 

@@ -187,6 +187,58 @@ class Photo(models.Model):
         return Stage.ERROR if self.status == Photo.Status.ERROR else Stage.QUEUED
 
 
+class PhotoItem(models.Model):
+    """One item line of a DONE photo, as the inventory sync reads it (photos/items.py).
+
+    Written with the DONE, replaced by the next DONE; already merged within the photo: the items
+    of one line are one row, its quantity their sum. A line is a catalogue key (the item's key,
+    when the analysis priced it from the catalogue: `volumeSource`) or, for an item the
+    catalogue lacked, its normalised name (`by_name`). The rows of a photo that is no longer
+    DONE stay until it is again: the sync reads only DONE photos' rows.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="items")
+    #: The photo's project (it never changes): the sync reads a project's rows from one index.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    line_key = models.TextField()
+    by_name = models.BooleanField()
+    # As the model gave them (the smallest of the line's, as the sync takes them); null: none.
+    key = models.TextField(null=True)
+    name = models.TextField(null=True)
+    category = models.TextField(null=True)
+    quantity = models.IntegerField()
+    #: The analysis' volume of the line's items in this photo (the model's, where the catalogue
+    #: lacked them); the sync prices catalogue lines from the catalogue as it is then.
+    volume_m3 = models.DecimalField(max_digits=12, decimal_places=3)
+    fragile = models.BooleanField()
+    dismantle = models.BooleanField()
+
+    class Meta:
+        indexes = [
+            # Covering: the sync's GROUP BY reads a project's rows from the index alone.
+            models.Index(
+                fields=["project"],
+                include=[
+                    "photo",
+                    "line_key",
+                    "by_name",
+                    "key",
+                    "name",
+                    "category",
+                    "quantity",
+                    "volume_m3",
+                    "fragile",
+                    "dismantle",
+                ],
+                name="photoitem_project_cover",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.line_key} in photo {self.photo_id}"
+
+
 class ProviderAnswer(models.Model):
     """A provider answer paid for in one run of a photo's analysis.
 

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from PIL import Image
 from rest_framework.authtoken.models import Token
 
+from photos.items import photo_items_replace
 from photos.models import Photo, Project
 from photos.services.uploads import photo_create, project_create
 
@@ -72,6 +73,16 @@ def make_photo(
         room=room,
         enqueue=enqueue,
     )
+    return photo
+
+
+def store_analysis(photo: Photo, analysis: Any, **fields: Any) -> Photo:
+    """`photo` with `analysis` (and `fields`, e.g. a status) stored, and its item rows written
+    as a DONE writes them (photos/items.py): a photo the pipeline analysed, or analysed again.
+    The photo is read back."""
+    Photo.objects.filter(pk=photo.pk).update(analysis=analysis, **fields)
+    photo_items_replace(photo_id=photo.pk, project_id=photo.project_id, analysis=analysis)
+    photo.refresh_from_db()
     return photo
 
 

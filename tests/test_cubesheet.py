@@ -24,7 +24,14 @@ from rest_framework.test import APIClient
 from inventory.models import InventorySnapshot
 from inventory.services import inventory_sync
 from photos.models import Photo, Project
-from tests.factories import analysis_item, make_photo, make_project, make_token, make_user
+from tests.factories import (
+    analysis_item,
+    make_photo,
+    make_project,
+    make_token,
+    make_user,
+    store_analysis,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -45,13 +52,13 @@ def _done(project: Project, items: list[dict[str, Any]], *, room: str, room_type
     """A DONE photo whose analysis lists `items`, stored as the pipeline stores it."""
     photo = make_photo(project=project, room=room, room_type=room_type)
     total = float(sum(Decimal(str(i["volume_m3"])) for i in items))
-    Photo.objects.filter(pk=photo.pk).update(
+    return store_analysis(
+        photo,
+        {"items": items, "totals": {"items": len(items), "volume_m3": total}},
         status=Photo.Status.DONE,
-        analysis={"items": items, "totals": {"items": len(items), "volume_m3": total}},
         items_count=sum(i["quantity"] for i in items),
         volume_m3=Decimal(str(total)),
     )
-    return photo
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from inventory.services import inventory_sync
 from photos.lifecycle import photo_enqueue
 from photos.models import Photo, Project
 from photos.services.analysis import Outcome, photo_analyze
-from tests.factories import analysis_item, make_photo, make_project, make_user
+from tests.factories import analysis_item, make_photo, make_project, make_user, store_analysis
 from tests.test_inventory_lines import _done
 
 pytestmark = pytest.mark.django_db
@@ -234,8 +234,8 @@ def test_corrections_of_a_line_the_photos_no_longer_show_are_kept_but_not_applie
     )
     # The photo now shows no chair, and a mirror: the removal no longer applies; the added
     # mirror and the one seen are the same mirror.
-    Photo.objects.filter(pk=salon.pk).update(
-        analysis={"items": [analysis_item("sofa_3_seat", 1, 2.0), analysis_item("mirror", 1, 0.1)]}
+    store_analysis(
+        salon, {"items": [analysis_item("sofa_3_seat", 1, 2.0), analysis_item("mirror", 1, 0.1)]}
     )
 
     lines = _by_key(_inventory(api, project)["rooms"][0])
@@ -347,14 +347,15 @@ def test_with_merge_sum_a_key_change_adds_up_and_an_added_line_seen_later_does_n
     )  # fmt: skip
     correction_create(project=project, room_group="salon", action="add", new_key="desk", quantity=1)
     # The photo shows the desk too now: one desk, not two.
-    Photo.objects.filter(pk=salon.pk).update(
-        analysis={
+    store_analysis(
+        salon,
+        {
             "items": [
                 analysis_item("sofa_3_seat", 1, 2.0),
                 analysis_item("chair", 2, 0.6),
                 analysis_item("desk", 1, 1.0),
             ]
-        }
+        },
     )
 
     lines = _by_key(_inventory(api, project)["rooms"][0])

@@ -14,7 +14,7 @@ from inventory.lines import SQLITE_UUID_TEXT
 from inventory.models import InventorySnapshot
 from inventory.services import inventory_sync
 from photos.models import Photo, Project
-from tests.factories import analysis_item, make_photo, make_project
+from tests.factories import analysis_item, make_photo, make_project, store_analysis
 
 pytestmark = pytest.mark.django_db
 
@@ -45,14 +45,13 @@ def _done(
             "volume_m3": float(sum(Decimal(str(i["volume_m3"])) for i in items)),
         },
     }
-    Photo.objects.filter(pk=photo.pk).update(
+    return store_analysis(
+        photo,
+        analysis,
         status=Photo.Status.DONE,
-        analysis=analysis,
         items_count=analysis["totals"]["items"],
         volume_m3=Decimal(str(analysis["totals"]["volume_m3"])),
     )
-    photo.refresh_from_db()
-    return photo
 
 
 def _lines(snapshot: InventorySnapshot | None, room: int = 0) -> dict[str, dict[str, Any]]:

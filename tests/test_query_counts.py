@@ -130,12 +130,13 @@ def test_photo_analyze_with_the_fake_provider(
     # answers of this run are on record and whether an identical image is DONE in the project:
     # none, so no read of either), the stage moves to
     # analysing and, once answered, to saving (one UPDATE each), for the one provider call
-    # the answer's INSERT and the AiMetric INSERT, then SAVEPOINT, the DONE UPDATE, the owner's
-    # webhook endpoints (none: no outbox row, no read of the photo), RELEASE, and after the
-    # commit the project's inventory request (one UPDATE). The catalogue's volumes come from its
-    # per-minute copy.
+    # the answer's INSERT and the AiMetric INSERT, then SAVEPOINT, the DONE UPDATE, the photo's
+    # item rows (photos/items.py: the DELETE of any earlier ones, one INSERT of its lines), the
+    # owner's webhook endpoints (none: no outbox row, no read of the photo), RELEASE, and after
+    # the commit the project's inventory request (one UPDATE). The catalogue's volumes (and the
+    # keys that make the item rows' lines) come from its per-minute copy.
     with (
-        django_assert_num_queries(11),
+        django_assert_num_queries(13),
         django_capture_on_commit_callbacks(execute=True),
     ):
         outcome = photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())
@@ -148,9 +149,9 @@ def test_inventory_sync_is_two_group_bys(django_assert_num_queries: Any) -> None
     for _ in range(3):
         _done_photo(project)
 
-    # Clear the request; the item lines' statement in a transaction of its own (SAVEPOINT here,
-    # its two SET LOCALs, the statement, RELEASE); the staff corrections (none); the rooms'
-    # GROUP BY over the DONE photos; then
+    # Clear the request; the volume catalogue; the item lines' GROUP BY over their rows in a
+    # transaction of its own (SAVEPOINT here, its work_mem setting, the GROUP BY, RELEASE); the
+    # staff corrections (none); the rooms' GROUP BY over the DONE photos; then
     # SAVEPOINT, the snapshot's INSERT, the owner's webhook endpoints (none: no outbox row),
     # RELEASE.
     with django_assert_num_queries(12):

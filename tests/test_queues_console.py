@@ -22,7 +22,7 @@ from operations.workers import worker_heartbeats, worker_register
 from photos.lifecycle import photo_enqueue
 from photos.models import Photo
 from photos.services.relay import photo_relay, photos_stuck
-from tests.factories import make_photo, make_project, make_user
+from tests.factories import make_photo, make_project, make_user, store_analysis
 
 pytestmark = pytest.mark.django_db
 
@@ -171,14 +171,14 @@ def _done_photo(project: Any) -> Photo:
     photo = make_photo(project=project)
     # The inventory counts the analysis' items: three boxes the catalogue lacks, 1.25 m³ in all.
     item = {"key": "other", "name": "box", "category": "box", "quantity": 3, "volume_m3": 1.25}
-    Photo.objects.filter(pk=photo.pk).update(
+    return store_analysis(
+        photo,
+        {"items": [item]},
         status=Photo.Status.DONE,
-        analysis={"items": [item]},
         items_count=3,
         volume_m3="1.25",
         room_type="kitchen",
     )
-    return photo
 
 
 def test_sync_inventory_for_one_project_and_all(inventory_queue: Any) -> None:
