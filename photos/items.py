@@ -15,8 +15,9 @@ photo becomes DONE. A photo's items are merged into its lines as the sync would 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Container, Iterable
+from collections.abc import Container
 from decimal import Decimal, InvalidOperation
+from itertools import batched
 from typing import Any
 
 from django.db.models import Model
@@ -105,7 +106,7 @@ def photo_items_backfill(
         .order_by("pk")
     )
     done = 0
-    for batch in _batches(photos.iterator(chunk_size=BACKFILL_BATCH), BACKFILL_BATCH):
+    for batch in batched(photos.iterator(chunk_size=BACKFILL_BATCH), BACKFILL_BATCH):
         rows = [
             row
             for photo_id, project_id, analysis in batch
@@ -120,17 +121,6 @@ def photo_items_backfill(
         item_model._default_manager.bulk_create(rows)
         done += len(batch)
     return done
-
-
-def _batches(rows: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    batch: list[Any] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _items(analysis: Any) -> list[dict[str, Any]]:
