@@ -36,6 +36,7 @@ holding the photo's current lease token.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -56,6 +57,9 @@ from photos.rooms import room_label_key
 from photos.signals import photo_done, photo_failed
 
 logger = logging.getLogger(__name__)
+#: A give-back after our database failed: tries, and the pause between them.
+GIVE_BACK_TRIES = 3
+GIVE_BACK_PAUSE_S = 0.2
 
 
 class EnqueueStatus(StrEnum):
@@ -314,23 +318,31 @@ def photo_give_back(*, photo_id: Any, token: uuid.UUID) -> None:
     own database failed mid-attempt (a dropped connection, a restart).
 
     Otherwise the retry of the message finds this worker's live lease and waits for it to
-    expire. If the database is still down, the lease expires and the relay re-sends, as after a
-    crash.
+    expire. Tried GIVE_BACK_TRIES times, a new connection each: the one the pool hands out may
+    be cut by the same failure (a pooled connection checked just before its backend was
+    terminated). If the database is still down, the lease expires and the relay re-sends, as
+    after a crash.
     """
-    if not connection.in_atomic_block:
-        connection.close()  # the broken one: the next query gets a checked one from the pool
-    now = timezone.now()
-    try:
-        Photo.objects.filter(pk=photo_id, status=Photo.Status.PROCESSING, lease_token=token).update(
-            status=Photo.Status.PENDING,
-            queued_at=now,
-            attempts=F("attempts") - 1,
-            lease_token=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-    except (DatabaseError, InterfaceError):
-        logger.warning("photo %s: the database is still down; its lease will expire", photo_id)
+    for tried in range(1, GIVE_BACK_TRIES + 1):
+        if not connection.in_atomic_block:
+            connection.close()  # the broken one: the next query gets a checked one from the pool
+        now = timezone.now()
+        try:
+            Photo.objects.filter(
+                pk=photo_id, status=Photo.Status.PROCESSING, lease_token=token
+            ).update(
+                status=Photo.Status.PENDING,
+                queued_at=now,
+                attempts=F("attempts") - 1,
+                lease_token=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            return
+        except (DatabaseError, InterfaceError):
+            if tried < GIVE_BACK_TRIES:
+                time.sleep(GIVE_BACK_PAUSE_S)
+    logger.warning("photo %s: the database is still down; its lease will expire", photo_id)
 
 
 def photo_mark_stage(*, claim: Claim, stage: Stage) -> bool:
