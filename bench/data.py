@@ -272,15 +272,16 @@ def photos_insert(
 
 #: The item rows (photos.PhotoItem) of the DONE photos of one batch (`sha256 LIKE %s`), as the
 #: DONE writes them (photos/items.py): per photo, one row per catalogue key, or per normalised
-#: name of an item the catalogue lacks, quantities and volumes summed.
+#: name of an item the catalogue lacks, quantities and volumes summed, in the photo's room.
 ITEMS_SQL = """
-INSERT INTO photos_photoitem (photo_id, project_id, line_key, by_name, key, name, category,
+INSERT INTO photos_photoitem (photo_id, project_id, room, line_key, by_name, key, name, category,
                               quantity, volume_m3, fragile, dismantle)
-SELECT photo, project, line_key, by_name, MIN(key), MIN(name), MIN(category),
+SELECT photo, project, room, line_key, by_name, MIN(key), MIN(name), MIN(category),
        COALESCE(SUM(quantity), 0)::integer, COALESCE(SUM(volume), 0), bool_or(fragile),
        bool_or(dismantle)
 FROM (
-  SELECT p.id AS photo, p.project_id AS project, c.key IS NULL AS by_name,
+  SELECT p.id AS photo, p.project_id AS project, COALESCE(NULLIF(p.room_key, ''), p.id::text) AS room,
+         c.key IS NULL AS by_name,
          COALESCE(c.key, lower(regexp_replace(btrim(e ->> 'name'), '\\s+', ' ', 'g')), '')
            AS line_key,
          e ->> 'key' AS key, e ->> 'name' AS name, e ->> 'category' AS category,
@@ -291,7 +292,7 @@ FROM (
   LEFT JOIN inventory_volumecatalogueentry c ON c.key = e ->> 'key'
   WHERE p.sha256 LIKE %s
 ) AS item
-GROUP BY photo, project, line_key, by_name
+GROUP BY photo, project, room, line_key, by_name
 """
 
 

@@ -24,7 +24,7 @@ PHOTOS_PER_ROOM = 50
 def run(bench: Bench) -> dict[str, Any]:
     from django.db import connection
 
-    from inventory.lines import AGGREGATE_WORK_MEM, inventory_lines_query
+    from inventory.lines import inventory_lines_query
     from inventory.services import inventory_sync
     from photos.models import Project
 
@@ -71,8 +71,6 @@ def run(bench: Bench) -> dict[str, Any]:
         floor = []
         sql, params = inventory_lines_query(project_id=project_id).query.sql_with_params()
         with bench.db.connect() as conn:
-            # The sync's own work_mem (inventory/lines.py), for the session.
-            conn.execute("SELECT set_config('work_mem', %s, false)", [AGGREGATE_WORK_MEM])
             for _ in range(2):
                 conn.execute(sql, params).fetchall()
             for _ in range(repeats):

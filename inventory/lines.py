@@ -1,8 +1,8 @@
 """Item lines of an inventory: each room's items merged across the photos that show the room.
 
 One GROUP BY per sync over the DONE photos' item rows (`PhotoItem`, written with each DONE and
-already merged within the photo: photos/items.py), per room and line, so Python only prices and
-shapes the (few) lines; the catalogue is read as it is at the sync.
+already merged within the photo, each with its photo's room: photos/items.py), per room and line,
+so Python only prices and shapes the (few) lines; the catalogue is read as it is at the sync.
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
 from django.db.models import (
-    Case,
     Count,
-    F,
     Func,
     Max,
     Min,
@@ -26,17 +23,14 @@ from django.db.models import (
     Sum,
     TextField,
     Value,
-    When,
 )
 
 from inventory.models import VolumeCatalogueEntry
-from photos.models import Photo, PhotoItem
+from photos.models import PhotoItem
 
 CENT = Decimal("0.01")
 MILLI = Decimal("0.001")
 MERGES = ("max", "sum")
-#: PostgreSQL's memory for the lines' GROUP BY (SET LOCAL: this transaction only).
-AGGREGATE_WORK_MEM = "64MB"
 
 
 #: SQLite stores a UUID as 32 hex digits; this writes the id `{x}` as the API does, with hyphens.
@@ -66,13 +60,7 @@ def inventory_lines(*, project_id: uuid.UUID | str) -> dict[str, list[dict[str, 
     """
     # Priced now, not when the photos were analysed: a staff edit applies from the next sync.
     catalogue = dict(VolumeCatalogueEntry.objects.values_list("key", "volume_m3"))
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # The one raw statement: the ORM cannot set a planner setting. The default work_mem
-            # made a large project's GROUP BY sort on disk instead of hashing in memory.
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('work_mem', %s, true)", [AGGREGATE_WORK_MEM])
-        rows = list(inventory_lines_query(project_id=project_id))
+    rows = inventory_lines_query(project_id=project_id)
     rooms: dict[str, list[dict[str, Any]]] = {}
     for (
         room_group,
@@ -121,19 +109,10 @@ def inventory_lines_query(*, project_id: uuid.UUID | str) -> QuerySet[Any, tuple
     merged and the summed quantity, the summed volume, the smallest key, name and category, how
     many rows are fragile and to dismantle, the photo ids (the bench's floor runs it raw)."""
     merge = Max if settings.INVENTORY_MERGE == "max" else Sum
-    room = Case(
-        When(photo__room_key="", then=UuidText("photo_id")),
-        default=F("photo__room_key"),
-        output_field=TextField(),
-    )
     return (
-        PhotoItem.objects.filter(
-            # The photos' project too: the join then reads only this project's photos.
-            project_id=project_id,
-            photo__project_id=project_id,
-            photo__status=Photo.Status.DONE,
-        )
-        .values("line_key", "by_name", room=room)
+        # Only DONE photos have rows, each row its photo's room: no join to the photos.
+        PhotoItem.objects.filter(project_id=project_id)
+        .values("room", "line_key", "by_name")
         .annotate(
             merged=merge("quantity"),
             seen=Sum("quantity"),
@@ -141,7 +120,8 @@ def inventory_lines_query(*, project_id: uuid.UUID | str) -> QuerySet[Any, tuple
             min_key=Min("key"),
             min_name=Min("name"),
             min_category=Min("category"),
-            # Counted on columns of the covering index: the rows are read from it alone.
+            # Counted on columns of the covering index: the rows are read from it alone, in
+            # the GROUP BY's order (photos.PhotoItem's index).
             fragiles=Count("fragile", filter=Q(fragile=True)),
             dismantles=Count("dismantle", filter=Q(dismantle=True)),
             # With hyphens on both databases: SQLite's text of a UUID column has none.

@@ -23,7 +23,7 @@ from typing import Any
 from django.db.models import Model
 
 from photos.models import Photo, PhotoItem
-from photos.rooms import room_label_key
+from photos.rooms import room_group, room_label_key
 from photos.volumes import volume_catalogue
 
 #: Photos read per batch by the backfill.
@@ -31,10 +31,11 @@ BACKFILL_BATCH = 500
 
 
 def photo_items_replace(
-    *, photo_id: uuid.UUID | str, project_id: uuid.UUID | str, analysis: Any
+    *, photo_id: uuid.UUID | str, project_id: uuid.UUID | str, room: str, analysis: Any
 ) -> None:
-    """The photo's rows become its `analysis` lines' (in the caller's transaction: the DONE's).
-    The catalogue is the per-process copy (photos.volumes): no query while it is fresh."""
+    """The photo's rows become its `analysis` lines', in `room` (its `Photo.room_group`), in
+    the caller's transaction: the DONE's. The catalogue is the per-process copy
+    (photos.volumes): no query while it is fresh."""
     items = _items(analysis)
     catalogued = volume_catalogue().volumes(
         item["key"] for item in items if isinstance(item.get("key"), str)
@@ -45,6 +46,7 @@ def photo_items_replace(
             PhotoItem,
             photo_id=photo_id,
             project_id=project_id,
+            room=room,
             analysis=analysis,
             catalogued=catalogued,
         )
@@ -56,6 +58,7 @@ def photo_item_rows(
     *,
     photo_id: Any,
     project_id: Any,
+    room: str,
     analysis: Any,
     catalogued: Container[str],
 ) -> list[Any]:
@@ -83,6 +86,7 @@ def photo_item_rows(
         model(
             photo_id=photo_id,
             project_id=project_id,
+            room=room,
             line_key=line_key,
             by_name=by_name,
             **(row | {"quantity": int(row["quantity"])}),
@@ -98,22 +102,23 @@ def photo_items_backfill(
     item_model: type[Model] = PhotoItem,
 ) -> int:
     """Write the rows of every DONE photo that has none, `catalogued` the keys the volume
-    catalogue has (inventory's migration 0006 runs this with its historical models); the number
-    of photos given rows."""
+    catalogue has (photos' migration 0012 runs this with its historical models); the number of
+    photos given rows."""
     photos = (
         photo_model._default_manager.filter(status="DONE", items__isnull=True)
-        .values_list("pk", "project_id", "analysis")
+        .values_list("pk", "project_id", "room_key", "analysis")
         .order_by("pk")
     )
     done = 0
     for batch in batched(photos.iterator(chunk_size=BACKFILL_BATCH), BACKFILL_BATCH):
         rows = [
             row
-            for photo_id, project_id, analysis in batch
+            for photo_id, project_id, room_key, analysis in batch
             for row in photo_item_rows(
                 item_model,
                 photo_id=photo_id,
                 project_id=project_id,
+                room=room_group(room_key=room_key, photo_id=photo_id),
                 analysis=analysis,
                 catalogued=catalogued,
             )

@@ -20,6 +20,10 @@ two workers or two relays can never both win; its row count says whether it did.
 (API includes the admin's actions and uploads with `enqueue=true`; CLI is `requeue_failed`; the
 relay includes `requeue_stuck`.)
 
+A DONE photo has item rows (photos.PhotoItem, the inventory's input): "done" writes them and the
+claim of a forced re-analysis deletes them, each in the move's transaction; an enqueue that gives
+a DONE photo a new room label moves its rows to that room.
+
 "Owed" means `queued_at` is set: a `photo-analyze` message (`photo-analyze-high` for a
 high-priority project) is (or must be) on its way. A photo deferred for a provider slot stays as
 it was, owed, its attempts untouched: only its message is sent again, delayed.
@@ -52,8 +56,8 @@ from django.utils import timezone
 
 from infra.broker import current_worker_id, worker_alive
 from photos.items import photo_items_replace
-from photos.models import Photo, Project, ProviderAnswer, Stage
-from photos.rooms import room_label_key
+from photos.models import Photo, PhotoItem, Project, ProviderAnswer, Stage
+from photos.rooms import room_group, room_label_key
 from photos.signals import photo_done, photo_failed
 
 logger = logging.getLogger(__name__)
@@ -195,9 +199,14 @@ def _enqueue(
     ).update(status=Photo.Status.PENDING, attempts=0, queued_force=False, **common)
     if not moved and force:
         # A DONE photo keeps its status, analysis and attempts until the re-analysis replaces them.
-        moved = Photo.objects.filter(**where, queued_at__isnull=True, status=done).update(
-            queued_force=True, **common
-        )
+        with transaction.atomic():
+            moved = Photo.objects.filter(**where, queued_at__isnull=True, status=done).update(
+                queued_force=True, **common
+            )
+            if moved and room:
+                PhotoItem.objects.filter(photo_id=photo_id).update(
+                    room=room_group(room_key=common["room_key"], photo_id=photo_id)
+                )
     if moved:
         _send_on_commit(photo_id)
         return EnqueueResult(EnqueueStatus.ENQUEUED, QueuePosition.WAITING)
@@ -260,18 +269,21 @@ def _take(photo_id: str, condition: Q, *, now: Any) -> Claim | None:
     """Stamp our lease on the photo when `condition` holds; the claim, or None."""
     token = uuid.uuid4()
     try:
-        taken = Photo.objects.filter(condition, pk=photo_id).update(
-            status=Photo.Status.PROCESSING,
-            lease_token=token,
-            lease_owner=current_worker_id(),
-            lease_expires_at=now + timedelta(seconds=settings.PHOTO_LEASE_SECONDS),
-            queued_at=None,
-            attempts=F("attempts") + 1,
-            stage=Stage.PREPARING,
-            updated_at=now,
-        )
-        if not taken:
-            return None
+        with transaction.atomic():
+            taken = Photo.objects.filter(condition, pk=photo_id).update(
+                status=Photo.Status.PROCESSING,
+                lease_token=token,
+                lease_owner=current_worker_id(),
+                lease_expires_at=now + timedelta(seconds=settings.PHOTO_LEASE_SECONDS),
+                queued_at=None,
+                attempts=F("attempts") + 1,
+                stage=Stage.PREPARING,
+                updated_at=now,
+            )
+            if not taken:
+                return None
+            # Out of DONE (a forced re-analysis): out of the inventory until DONE again.
+            PhotoItem.objects.filter(photo_id=photo_id).delete()
         photo = (
             Photo.objects.select_related("project")
             .annotate(
@@ -376,8 +388,13 @@ def photo_store_done(*, claim: Claim, analysis: dict[str, Any], room_type: str) 
         if not stored:
             logger.warning("photo %s: lease lost before DONE, result dropped", claim.photo.pk)
             return False
+        # Read again, in this transaction: staff may have relabelled the photo since the claim.
+        room_key = Photo.objects.values_list("room_key", flat=True).get(pk=claim.photo.pk)
         photo_items_replace(
-            photo_id=claim.photo.pk, project_id=claim.photo.project_id, analysis=analysis
+            photo_id=claim.photo.pk,
+            project_id=claim.photo.project_id,
+            room=room_group(room_key=room_key, photo_id=claim.photo.pk),
+            analysis=analysis,
         )
         photo_done.send(sender=Photo, photo_id=claim.photo.pk, project_id=claim.photo.project_id)
     return True

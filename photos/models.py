@@ -5,11 +5,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from photos.rooms import ROOM_LABEL_MAX, ROOM_TYPE_CHOICES, room_label_key
+from photos.rooms import ROOM_LABEL_MAX, ROOM_TYPE_CHOICES, room_group, room_label_key
 
 
 class Project(models.Model):
@@ -168,9 +168,21 @@ class Photo(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.room_key = room_label_key(self.room_label)
         update_fields = kwargs.get("update_fields")
+        relabelled = update_fields is None or "room_label" in update_fields
         if update_fields is not None and "room_label" in update_fields:
             kwargs["update_fields"] = {*update_fields, "room_key"}
-        super().save(*args, **kwargs)
+        if self._state.adding or not relabelled:
+            super().save(*args, **kwargs)
+            return
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            # The item rows carry the room the inventory groups them by (PhotoItem.room).
+            PhotoItem.objects.filter(photo=self).update(room=self.room_group)
+
+    @property
+    def room_group(self) -> str:
+        """The inventory's room of this photo: its label's key, or, unlabelled, its own id."""
+        return room_group(room_key=self.room_key, photo_id=self.pk)
 
     @property
     def job_id(self) -> str:
@@ -190,17 +202,20 @@ class Photo(models.Model):
 class PhotoItem(models.Model):
     """One item line of a DONE photo, as the inventory sync reads it (photos/items.py).
 
-    Written with the DONE, replaced by the next DONE; already merged within the photo: the items
-    of one line are one row, its quantity their sum. A line is a catalogue key (the item's key,
-    when the analysis priced it from the catalogue: `volumeSource`) or, for an item the
-    catalogue lacked, its normalised name (`by_name`). The rows of a photo that is no longer
-    DONE stay until it is again: the sync reads only DONE photos' rows.
+    Written with the DONE, replaced by the next DONE, deleted when a re-analysis takes the photo
+    out of DONE (photos/lifecycle.py): a photo has rows only while it is DONE, so the sync reads
+    them without looking at the photos. Already merged within the photo: the items of one line
+    are one row, its quantity their sum. A line is a catalogue key (the item's key, when the
+    analysis priced it from the catalogue: `volumeSource`) or, for an item the catalogue
+    lacked, its normalised name (`by_name`).
     """
 
     id = models.BigAutoField(primary_key=True)
     photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="items")
     #: The photo's project (it never changes): the sync reads a project's rows from one index.
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    #: The photo's `room_group`, kept with every change of its label (Photo.save, the enqueue).
+    room = models.TextField()
     line_key = models.TextField()
     by_name = models.BooleanField()
     # As the model gave them (the smallest of the line's, as the sync takes them); null: none.
@@ -216,13 +231,12 @@ class PhotoItem(models.Model):
 
     class Meta:
         indexes = [
-            # Covering: the sync's GROUP BY reads a project's rows from the index alone.
+            # Covering, in the GROUP BY's order: the sync aggregates a project's rows as the
+            # index gives them, without reading the table or sorting.
             models.Index(
-                fields=["project"],
+                fields=["project", "room", "line_key", "by_name"],
                 include=[
                     "photo",
-                    "line_key",
-                    "by_name",
                     "key",
                     "name",
                     "category",
@@ -231,7 +245,7 @@ class PhotoItem(models.Model):
                     "fragile",
                     "dismantle",
                 ],
-                name="photoitem_project_cover",
+                name="photoitem_project_room_line",
             )
         ]
 

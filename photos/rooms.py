@@ -113,3 +113,9 @@ ROOM_LABEL_MAX = 80
 def room_label_key(label: str) -> str:
     """The key that makes two labels one room: case and spacing do not matter."""
     return " ".join(label.casefold().split())
+
+
+def room_group(*, room_key: str, photo_id: object) -> str:
+    """The inventory's room of a photo: its label's key, or, for an unlabelled photo (a room of
+    its own), its id as the API writes it."""
+    return room_key or str(photo_id)

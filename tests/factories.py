@@ -12,7 +12,7 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 
 from photos.items import photo_items_replace
-from photos.models import Photo, Project
+from photos.models import Photo, PhotoItem, Project
 from photos.services.uploads import photo_create, project_create
 
 _counter = itertools.count(1)
@@ -77,12 +77,20 @@ def make_photo(
 
 
 def store_analysis(photo: Photo, analysis: Any, **fields: Any) -> Photo:
-    """`photo` with `analysis` (and `fields`, e.g. a status) stored, and its item rows written
-    as a DONE writes them (photos/items.py): a photo the pipeline analysed, or analysed again.
-    The photo is read back."""
+    """`photo` with `analysis` (and `fields`, e.g. a status) stored, and, DONE, its item rows
+    written as a DONE writes them (photos/items.py): a photo the pipeline analysed, or analysed
+    again. Only a DONE photo has rows. The photo is read back."""
     Photo.objects.filter(pk=photo.pk).update(analysis=analysis, **fields)
-    photo_items_replace(photo_id=photo.pk, project_id=photo.project_id, analysis=analysis)
     photo.refresh_from_db()
+    if photo.status == Photo.Status.DONE:
+        photo_items_replace(
+            photo_id=photo.pk,
+            project_id=photo.project_id,
+            room=photo.room_group,
+            analysis=analysis,
+        )
+    else:
+        PhotoItem.objects.filter(photo=photo).delete()
     return photo
 
 

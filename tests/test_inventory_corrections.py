@@ -254,7 +254,7 @@ def test_an_added_line_outlives_its_rooms_photos(
     correction_create(
         project=project, room_group="salon", action="add", new_key="fridge", quantity=1
     )
-    Photo.objects.filter(pk=salon.pk).update(status=Photo.Status.ERROR)
+    store_analysis(salon, salon.analysis, status=Photo.Status.ERROR)  # its re-analysis failed
 
     rooms = _inventory(api, project)["rooms"]
 

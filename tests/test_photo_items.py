@@ -12,7 +12,7 @@ from inventory.lines import inventory_lines
 from inventory.models import VolumeCatalogueEntry
 from inventory.services import inventory_sync
 from photos.items import photo_item_rows, photo_items_backfill
-from photos.lifecycle import photo_enqueue
+from photos.lifecycle import Claim, photo_claim, photo_enqueue, photo_store_done
 from photos.models import Photo, PhotoItem
 from photos.services.analysis import Outcome, photo_analyze
 from tests.factories import analysis_item, make_photo, make_project, store_analysis
@@ -80,7 +80,10 @@ def test_a_photos_items_of_one_line_are_one_row() -> None:
 )
 def test_an_analysis_without_a_list_of_items_gives_no_rows(analysis: Any) -> None:
     assert (
-        photo_item_rows(PhotoItem, photo_id=1, project_id=1, analysis=analysis, catalogued={}) == []
+        photo_item_rows(
+            PhotoItem, photo_id=1, project_id=1, room="1", analysis=analysis, catalogued={}
+        )
+        == []
     )
 
 
@@ -88,7 +91,12 @@ def test_odd_item_fields_count_as_none_rather_than_fail() -> None:
     item = {"key": 3, "name": ["x"], "quantity": "lots", "volume_m3": "NaN", "fragile": "yes"}
 
     (row,) = photo_item_rows(
-        PhotoItem, photo_id=1, project_id=1, analysis={"items": [item]}, catalogued={"3"}
+        PhotoItem,
+        photo_id=1,
+        project_id=1,
+        room="1",
+        analysis={"items": [item]},
+        catalogued={"3"},
     )
 
     assert (row.line_key, row.by_name, row.key, row.name) == ("", True, None, None)
@@ -160,18 +168,56 @@ def test_a_room_label_changed_in_the_admin_moves_the_photos_lines() -> None:
     assert rooms["Salon"]["photos"] == [str(kept.pk)]
 
 
-def test_a_photo_no_longer_done_leaves_the_lines() -> None:
+def test_a_forced_reanalysis_takes_the_photo_out_of_the_lines_until_done_again() -> None:
     project = make_project()
     photo = store_analysis(
         make_photo(project=project, room="Salon"),
         {"items": [analysis_item("chair", 2, 0.6)]},
         status=Photo.Status.DONE,
     )
-    assert inventory_lines(project_id=project.pk)
+    photo_enqueue(photo=photo, force=True)
+    assert inventory_lines(project_id=project.pk)  # still DONE until a worker takes it
 
-    Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.PROCESSING)
+    claim = photo_claim(photo_id=str(photo.pk))
 
+    assert isinstance(claim, Claim)
     assert inventory_lines(project_id=project.pk) == {}
+    assert photo_store_done(claim=claim, analysis=_analysis("desk"), room_type="office")
+    assert [line["key"] for line in inventory_lines(project_id=project.pk)["salon"]] == ["desk"]
+
+
+def test_a_done_photo_queued_again_with_a_new_room_moves_its_lines_there() -> None:
+    project = make_project()
+    photo = store_analysis(
+        make_photo(project=project, room="Salon"),
+        {"items": [analysis_item("chair", 2, 0.6)]},
+        status=Photo.Status.DONE,
+    )
+
+    photo_enqueue(photo=photo, force=True, room="Chambre 2")
+
+    assert set(inventory_lines(project_id=project.pk)) == {"chambre 2"}
+    snapshot = inventory_sync(project_id=project.pk)
+    assert snapshot is not None
+    assert [(room["room"], room["itemsCount"]) for room in snapshot.rooms] == [("Chambre 2", 2)]
+
+
+def test_a_photo_relabelled_while_it_is_analysed_gets_its_lines_in_the_new_room() -> None:
+    project = make_project()
+    photo = make_photo(project=project, room="Salon")
+    photo_enqueue(photo=photo)
+    claim = photo_claim(photo_id=str(photo.pk))
+    assert isinstance(claim, Claim)
+    photo.room_label = ""  # staff clear the label while the worker waits on the provider
+    photo.save(update_fields=["room_label"])
+
+    assert photo_store_done(claim=claim, analysis=_analysis("desk"), room_type="office")
+
+    assert set(inventory_lines(project_id=project.pk)) == {str(photo.pk)}
+
+
+def _analysis(key: str) -> dict[str, Any]:
+    return {"items": [analysis_item(key, 1, 1.0)], "totals": {"items": 1, "volume_m3": 1.0}}
 
 
 def test_the_catalogue_of_the_sync_prices_the_lines() -> None:

@@ -126,17 +126,18 @@ def test_photo_analyze_with_the_fake_provider(
         photo_enqueue(photo=photo)
     volume_catalogue().keys()  # the catalogue is read once a minute per process: warm it
 
-    # The claim (the conditional UPDATE, then one SELECT of the photo, its project, and whether
-    # answers of this run are on record and whether an identical image is DONE in the project:
-    # none, so no read of either), the stage moves to
-    # analysing and, once answered, to saving (one UPDATE each), for the one provider call
-    # the answer's INSERT and the AiMetric INSERT, then SAVEPOINT, the DONE UPDATE, the photo's
-    # item rows (photos/items.py: the DELETE of any earlier ones, one INSERT of its lines), the
-    # owner's webhook endpoints (none: no outbox row, no read of the photo), RELEASE, and after
-    # the commit the project's inventory request (one UPDATE). The catalogue's volumes (and the
-    # keys that make the item rows' lines) come from its per-minute copy.
+    # The claim (SAVEPOINT, the conditional UPDATE, the DELETE of the item rows a DONE photo
+    # had, RELEASE, then one SELECT of the photo, its project, and whether answers of this run
+    # are on record and whether an identical image is DONE in the project: none, so no read of
+    # either), the stage moves to analysing and, once answered, to saving (one UPDATE each), for
+    # the one provider call the answer's INSERT and the AiMetric INSERT, then SAVEPOINT, the
+    # DONE UPDATE, the photo's room label read again, its item rows (photos/items.py: the DELETE
+    # of any earlier ones, one INSERT of its lines), the owner's webhook endpoints (none: no
+    # outbox row, no read of the photo), RELEASE, and after the commit the project's inventory
+    # request (one UPDATE). The catalogue's volumes (and the keys that make the item rows'
+    # lines) come from its per-minute copy.
     with (
-        django_assert_num_queries(13),
+        django_assert_num_queries(17),
         django_capture_on_commit_callbacks(execute=True),
     ):
         outcome = photo_analyze(photo_id=str(photo.pk), provider=FakeProvider())
@@ -149,12 +150,10 @@ def test_inventory_sync_is_two_group_bys(django_assert_num_queries: Any) -> None
     for _ in range(3):
         _done_photo(project)
 
-    # Clear the request; the volume catalogue; the item lines' GROUP BY over their rows in a
-    # transaction of its own (SAVEPOINT here, its work_mem setting, the GROUP BY, RELEASE); the
-    # staff corrections (none); the rooms' GROUP BY over the DONE photos; then
-    # SAVEPOINT, the snapshot's INSERT, the owner's webhook endpoints (none: no outbox row),
-    # RELEASE.
-    with django_assert_num_queries(12):
+    # Clear the request; the volume catalogue; the item lines' GROUP BY over their rows; the
+    # staff corrections (none); the rooms' GROUP BY over the DONE photos; then SAVEPOINT, the
+    # snapshot's INSERT, the owner's webhook endpoints (none: no outbox row), RELEASE.
+    with django_assert_num_queries(9):
         snapshot = inventory_sync(project_id=project.pk)
 
     assert snapshot is not None and snapshot.photo_count == 3

@@ -123,7 +123,7 @@ def project_inventory_view(
 def _rooms(project: Project, photo: Photo | None) -> list[dict[str, Any]]:
     rooms = inventory_rooms(project_id=project.pk, record=False)
     if photo is not None:
-        group = photo.room_key or str(photo.pk)
+        group = photo.room_group
         rooms = [(g, room) for g, room in rooms if g == group]
     return [
         {
