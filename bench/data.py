@@ -280,8 +280,8 @@ SELECT photo, project, room, line_key, by_name, MIN(key), MIN(name), MIN(categor
        COALESCE(SUM(quantity), 0)::integer, COALESCE(SUM(volume), 0), bool_or(fragile),
        bool_or(dismantle)
 FROM (
-  SELECT p.id AS photo, p.project_id AS project, COALESCE(NULLIF(p.room_key, ''), p.id::text) AS room,
-         c.key IS NULL AS by_name,
+  SELECT p.id AS photo, p.project_id AS project,
+         COALESCE(NULLIF(p.room_key, ''), p.id::text) AS room, c.key IS NULL AS by_name,
          COALESCE(c.key, lower(regexp_replace(btrim(e ->> 'name'), '\\s+', ' ', 'g')), '')
            AS line_key,
          e ->> 'key' AS key, e ->> 'name' AS name, e ->> 'category' AS category,

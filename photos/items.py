@@ -9,7 +9,9 @@ photo becomes DONE. A photo's items are merged into its lines as the sync would 
   written (the copy the analysis priced the items from) decides what is one line, the catalogue
   as it is at the sync what a line costs (inventory/lines.py);
 - a line's quantity and volume are the sums of its items' in the photo; its key, name and
-  category the smallest of theirs (as given by the model); fragile / dismantle if any item is.
+  category the smallest of theirs (as given by the model); fragile / dismantle if any item is;
+- each row holds the photo's room (`Photo.room_group`), so the sync groups rows without reading
+  the photos; the state machine (photos/lifecycle.py) and `Photo.save` keep it right.
 """
 
 from __future__ import annotations
